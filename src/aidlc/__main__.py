@@ -1,0 +1,5 @@
+"""`python -m aidlc` runs the CLI."""
+
+from aidlc.cli import main
+
+main()
