@@ -76,7 +76,7 @@ class NotFound(AidlcError):
 
 
 class Conflict(AidlcError):
-    """The change collides with existing state, for example a second write to an immutable object."""
+    """The change collides with existing state, e.g. a second write to an immutable object."""
 
     exit_code = 6
     http_status = 409

@@ -54,8 +54,18 @@ def test_init_writes_config_key_ring_and_database(ws):
 
 def test_users_tokens_and_roles_from_the_cli(ws):
     root, admin = ws
-    proc = run("user", "add", "ann", "--role", "trainer", "--role", "monitor", "--json",
-               token=admin, workspace=root)
+    proc = run(
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "trainer",
+        "--role",
+        "monitor",
+        "--json",
+        token=admin,
+        workspace=root,
+    )
     assert proc.returncode == 0, proc.stderr
     ann = json.loads(proc.stdout)
     assert ann["roles"] == ["monitor", "trainer"] and ann["token"].startswith("aidlc_")
@@ -78,13 +88,16 @@ def test_wrong_missing_and_expired_tokens_give_one_clear_message(ws):
     assert len(wrong.stderr.strip().splitlines()) == 1
     missing = run("user", "list", workspace=root)
     assert missing.returncode == 3 and "no token" in missing.stderr
-    out = json.loads(run("user", "add", "tmp", "--role", "auditor", "--json", token=admin,
-                         workspace=root).stdout)
+    out = json.loads(
+        run("user", "add", "tmp", "--role", "auditor", "--json", token=admin, workspace=root).stdout
+    )
     import sqlite3
 
     con = sqlite3.connect(root / ".aidlc" / "aidlc.db")
-    con.execute("UPDATE tokens SET expires_at = '2000-01-01 00:00:00' WHERE principal_id = "
-                "(SELECT id FROM principals WHERE name = 'tmp')")
+    con.execute(
+        "UPDATE tokens SET expires_at = '2000-01-01 00:00:00' WHERE principal_id = "
+        "(SELECT id FROM principals WHERE name = 'tmp')"
+    )
     con.commit()
     con.close()
     expired = run("audit", "log", token=out["token"], workspace=root)
@@ -126,8 +139,9 @@ def test_malformed_config_and_missing_key_file(ws):
 
 def test_audit_commands(ws, tmp_path):
     root, admin = ws
-    auditor = json.loads(run("user", "add", "aud", "--role", "auditor", "--json", token=admin,
-                             workspace=root).stdout)["token"]
+    auditor = json.loads(
+        run("user", "add", "aud", "--role", "auditor", "--json", token=admin, workspace=root).stdout
+    )["token"]
     ok = run("audit", "verify", token=auditor, workspace=root)
     assert ok.returncode == 0 and "intact" in ok.stdout
     head = run("audit", "head", token=auditor, workspace=root)
@@ -136,9 +150,34 @@ def test_audit_commands(ws, tmp_path):
     assert json.loads(head.stdout)["tree_size"] >= 5
     proof = json.loads(run("audit", "prove", "2", token=auditor, workspace=root).stdout)
     assert proof["leaf_index"] == 1 and proof["event"]["seq"] == 2
-    events = json.loads(run("audit", "log", "--json", "--actor", "admin", token=auditor,
-                            workspace=root).stdout)
+    events = json.loads(
+        run("audit", "log", "--json", "--actor", "admin", token=auditor, workspace=root).stdout
+    )
     assert events and all(e["actor"] == "admin" for e in events)
+    # The standalone verifier published in docs/audit.md accepts the proof and the key as printed.
+    docs = (Path(__file__).parents[2] / "docs" / "audit.md").read_text()
+    section = docs[docs.index("## A standalone verifier") :]
+    script = section[
+        section.index("```python\n") + 10 : section.index("```\n", section.index("```python") + 10)
+    ]
+    (tmp_path / "check_proof.py").write_text(script)
+    (tmp_path / "proof.json").write_text(
+        run("audit", "prove", "3", token=auditor, workspace=root).stdout
+    )
+    (tmp_path / "key.pem").write_text(
+        run("audit", "public-key", token=auditor, workspace=root).stdout
+    )
+    checked = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "check_proof.py"),
+            str(tmp_path / "proof.json"),
+            str(tmp_path / "key.pem"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0 and checked.stdout.strip() == "ok", checked.stderr
     exported = run("audit", "export", "--format", "jsonl", token=auditor, workspace=root).stdout
     assert len(exported.strip().splitlines()) >= 5
     against = run("audit", "verify", "--against", str(head_file), token=auditor, workspace=root)
@@ -159,22 +198,37 @@ def test_audit_commands(ws, tmp_path):
 
 def test_objects_from_the_cli(ws, tmp_path):
     root, admin = ws
-    steward = json.loads(run("user", "add", "st", "--role", "data-steward", "--json", token=admin,
-                             workspace=root).stdout)["token"]
+    steward = json.loads(
+        run(
+            "user", "add", "st", "--role", "data-steward", "--json", token=admin, workspace=root
+        ).stdout
+    )["token"]
     src = tmp_path / "data.csv"
     src.write_bytes(b"a,b\n1,2\n")
-    put = run("objects", "put", "raw", "data.csv", str(src), "--json", token=steward, workspace=root)
+    put = run(
+        "objects", "put", "raw", "data.csv", str(src), "--json", token=steward, workspace=root
+    )
     assert put.returncode == 0 and json.loads(put.stdout)["version"] == 1
     dst = tmp_path / "back.csv"
-    assert run("objects", "get", "raw/data.csv@1", "-o", str(dst), token=steward,
-               workspace=root).returncode == 0
+    assert (
+        run(
+            "objects", "get", "raw/data.csv@1", "-o", str(dst), token=steward, workspace=root
+        ).returncode
+        == 0
+    )
     assert dst.read_bytes() == src.read_bytes()
-    missing = run("objects", "put", "raw", "x", str(tmp_path / "nope"), token=steward, workspace=root)
+    missing = run(
+        "objects", "put", "raw", "x", str(tmp_path / "nope"), token=steward, workspace=root
+    )
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     assert run("objects", "verify", token=admin, workspace=root).returncode == 0
     assert run("keys", "rotate", token=admin, workspace=root).returncode == 0
-    assert run("objects", "get", "raw/data.csv", "-o", str(dst), token=steward,
-               workspace=root).returncode == 0
+    assert (
+        run(
+            "objects", "get", "raw/data.csv", "-o", str(dst), token=steward, workspace=root
+        ).returncode
+        == 0
+    )
 
 
 def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
@@ -187,8 +241,9 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
     assert stat.S_IMODE(tokens_file.stat().st_mode) == 0o600
     saved = json.loads(tokens_file.read_text())
     assert "DEMO ONLY" in saved["warning"]
-    again = run("audit", "verify", token=saved["tokens"]["auditor"],
-                workspace=Path(saved["workspace"]))
+    again = run(
+        "audit", "verify", token=saved["tokens"]["auditor"], workspace=Path(saved["workspace"])
+    )
     assert again.returncode == 0
 
 

@@ -10,7 +10,6 @@ from sqlalchemy import text
 
 from aidlc.core import merkle
 
-
 # -- an independent RFC 6962 verifier, written from the RFC, sharing no code with aidlc ----------
 
 
@@ -43,7 +42,9 @@ def rfc6962_root_from_path(leaf: bytes, index: int, size: int, path: list[bytes]
 
 def _fill(ws, n: int) -> None:
     for i in range(n):
-        ws.audit.record(actor="tester", action="test.event", resource=f"thing:{i}", details={"i": i})
+        ws.audit.record(
+            actor="tester", action="test.event", resource=f"thing:{i}", details={"i": i}
+        )
 
 
 @pytest.fixture
@@ -84,7 +85,9 @@ def test_edited_body_with_recomputed_hash_is_named(audited):
     seq = _seq_of(audited, "thing:5")
     ws = audited.open("admin")
     with ws.db.engine.begin() as conn:
-        body = conn.execute(text("SELECT body FROM audit_events WHERE seq = :s"), {"s": seq}).scalar()
+        body = conn.execute(
+            text("SELECT body FROM audit_events WHERE seq = :s"), {"s": seq}
+        ).scalar()
         obj = json.loads(body)
         obj["details"]["i"] = 999
         new = merkle.encode_event(obj)
@@ -112,7 +115,9 @@ def test_inserted_event_is_named(audited):
             text("SELECT seq FROM audit_events WHERE seq >= :s ORDER BY seq DESC"), {"s": seq}
         ).scalars()
         for s in list(rows):
-            conn.execute(text("UPDATE audit_events SET seq = :n WHERE seq = :o"), {"n": s + 1, "o": s})
+            conn.execute(
+                text("UPDATE audit_events SET seq = :n WHERE seq = :o"), {"n": s + 1, "o": s}
+            )
         forged = merkle.encode_event(
             {
                 "v": 1,
@@ -132,7 +137,13 @@ def test_inserted_event_is_named(audited):
                 " body, leaf_hash) VALUES (:s, :t, 'admin', 'principal.create', "
                 "'principal:backdoor', 'ok', :r, :b, :h)"
             ),
-            {"s": seq, "t": "2026-01-01 00:00:00", "r": "0" * 32, "b": forged, "h": merkle.leaf_hash(forged)},
+            {
+                "s": seq,
+                "t": "2026-01-01 00:00:00",
+                "r": "0" * 32,
+                "b": forged,
+                "h": merkle.leaf_hash(forged),
+            },
         )
     verdict = _verdict(audited)
     assert not verdict.ok and verdict.first_bad_seq == seq
@@ -167,7 +178,10 @@ def test_truncation_is_caught_against_an_earlier_head(audited):
     _sql(ws, "DELETE FROM audit_events WHERE seq > :n", n=size - 2)
     _sql(ws, "DELETE FROM tree_heads WHERE tree_size > :n", n=size - 2)
     with ws.db.engine.begin() as conn:
-        leaves = [bytes(r) for r in conn.execute(text("SELECT leaf_hash FROM audit_events ORDER BY seq")).scalars()]
+        leaves = [
+            bytes(r)
+            for r in conn.execute(text("SELECT leaf_hash FROM audit_events ORDER BY seq")).scalars()
+        ]
         cr = merkle.CompactRange()
         for leaf in leaves:
             cr.append(leaf)

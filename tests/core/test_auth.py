@@ -1,4 +1,4 @@
-"""Default deny and least privilege: every role × every action, as DESIGN.md's role table says."""
+"""Default deny and least privilege: every role and every action, as DESIGN.md's role table says."""
 
 from __future__ import annotations
 
@@ -34,7 +34,13 @@ EXPECTED: dict[str, set[str]] = {
         "object.write:models",
         "object.read:models",
     },
-    "approver": {"model.approve", "model.reject", "model.alias", "model.deploy", "object.read:models"},
+    "approver": {
+        "model.approve",
+        "model.reject",
+        "model.alias",
+        "model.deploy",
+        "object.read:models",
+    },
     "inference": {"object.read:models", "model.predict", "object.write:predictions"},
     "monitor": {
         "object.read:predictions",
@@ -42,17 +48,26 @@ EXPECTED: dict[str, set[str]] = {
         "object.read:reports",
         "alert.send",
     },
-    "auditor": {"audit.read", "audit.verify", "lineage.read", "compliance.read", "object.read:reports"},
+    "auditor": {
+        "audit.read",
+        "audit.verify",
+        "lineage.read",
+        "compliance.read",
+        "object.read:reports",
+    },
 }
 
-ROLE_OF = {"admin": "admin", **{
-    "steward": "data-steward",
-    "trainer": "trainer",
-    "approver": "approver",
-    "inference": "inference",
-    "monitor": "monitor",
-    "auditor": "auditor",
-}}
+ROLE_OF = {
+    "admin": "admin",
+    **{
+        "steward": "data-steward",
+        "trainer": "trainer",
+        "approver": "approver",
+        "inference": "inference",
+        "monitor": "monitor",
+        "auditor": "auditor",
+    },
+}
 
 
 def test_the_grant_table_matches_the_design_role_table():
@@ -111,7 +126,7 @@ def test_service_functions_check_permission_before_doing_anything(env):
 
 def test_tokens_are_random_hashed_and_shown_once(env):
     admin = env.open("admin")
-    info, token = principals.add(admin, "carol", ["trainer"])
+    _, token = principals.add(admin, "carol", ["trainer"])
     assert token.startswith("aidlc_") and len(token) >= 43 + 6
     from sqlalchemy import select
 
@@ -151,7 +166,9 @@ def test_revoked_expired_and_disabled_tokens_fail(env):
         type(admin).open(env.root, token="aidlc_" + "x" * 43)
 
     denials = [
-        e for e in env.open("auditor").audit.events(action="auth.authenticate") if e.outcome == "denied"
+        e
+        for e in env.open("auditor").audit.events(action="auth.authenticate")
+        if e.outcome == "denied"
     ]
     assert len(denials) == 4
     assert all(token not in str(e.details) for e in denials)

@@ -41,7 +41,7 @@ def _root(
         typer.Option(
             "--workspace",
             "-w",
-            help="Workspace folder (default: $AIDLC_WORKSPACE, else the nearest aidlc.yaml upwards).",
+            help="Workspace folder (default: $AIDLC_WORKSPACE, else the nearest aidlc.yaml up).",
         ),
     ] = None,
     version: Annotated[

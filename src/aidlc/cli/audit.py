@@ -32,7 +32,9 @@ def log(
     action: Annotated[
         str | None, typer.Option(help="Only this action; a trailing * matches a prefix.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Only events at or after this ISO time.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only events at or after this ISO time.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the newest N events.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -49,7 +51,12 @@ def log(
     for e in events:
         style = "red" if e.outcome != "ok" else None
         table.add_row(
-            str(e.seq), e.time[:19].replace("T", " "), e.actor, e.action, e.resource, e.outcome,
+            str(e.seq),
+            e.time[:19].replace("T", " "),
+            e.actor,
+            e.action,
+            e.resource,
+            e.outcome,
             style=style,
         )
     console().print(table)
@@ -59,7 +66,9 @@ def log(
 def verify(
     against: Annotated[
         Path | None,
-        typer.Option(help="A tree head saved earlier (from `audit head`); prove the log extends it."),
+        typer.Option(
+            help="A tree head saved earlier (from `audit head`); prove the log extends it."
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -127,15 +136,28 @@ def prove(
     with open_workspace() as ws:
         ws.authorize("audit.read", f"audit:{event_id}")
         proof = ws.audit.prove(event_id)
-        event = ws.audit.event(event_id)
-    # The event travels with its proof so a verifier can re-encode and hash it themselves.
-    emit_json({**proof.to_json(), "event": event.to_json()})
+    emit_json(proof.to_json())
+
+
+@app.command("public-key")
+def public_key() -> None:
+    """Print the audit log's Ed25519 public key (PEM), for verifying heads and proofs elsewhere."""
+    from cryptography.hazmat.primitives import serialization
+
+    with open_workspace() as ws:
+        ws.authorize("audit.read", "audit")
+        pem = ws.audit_public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    sys.stdout.write(pem.decode("ascii"))
 
 
 @app.command("export")
 def export(
     fmt: Annotated[str, typer.Option("--format", help="Only jsonl for now.")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default stdout).")
+    ] = None,
 ) -> None:
     """Export every event, one canonical JSON object per line, for an auditor's own tools."""
     from aidlc.core import merkle

@@ -39,7 +39,9 @@ def put(
     if json_out:
         emit_json(info.to_json())
         return
-    console().print(f"Stored {info.ref} ({info.size} bytes, sha256 {info.sha256[:16]}…), encrypted.")
+    console().print(
+        f"Stored {info.ref} ({info.size} bytes, sha256 {info.sha256[:16]}…), encrypted."
+    )
 
 
 @app.command("get")

@@ -59,7 +59,8 @@ def quickstart(
         ws_root = admin_ws.root
         out.print(f"Workspace created in {ws_root}")
         out.print(
-            f"  key ring {admin_ws.config.keys.file} (mode 0600), metadata {admin_ws.db.engine.url.get_backend_name()}, "
+            f"  key ring {admin_ws.config.keys.file} (mode 0600), "
+            f"metadata {admin_ws.db.engine.url.get_backend_name()}, "
             f"objects in {admin_ws.config.store.path}"
         )
         tokens = {"admin": admin_token}
@@ -112,7 +113,9 @@ def quickstart(
         proof_ok = proof.verify(auditor.audit_public_key())
         for event in auditor.audit.events():
             mark = "[yellow]denied[/]" if event.outcome == "denied" else event.outcome
-            out.print(f"  #{event.seq:<3} {event.actor:<8} {event.action:<20} {event.resource} {mark}")
+            out.print(
+                f"  #{event.seq:<3} {event.actor:<8} {event.action:<20} {event.resource} {mark}"
+            )
         out.print(
             f"audit verify: {'[green]intact[/]' if verdict.ok else '[red]TAMPERED[/]'} "
             f"({verdict.size} events, {verdict.heads_checked} signed tree heads)"
@@ -131,7 +134,7 @@ def quickstart(
         if keep:
             path = root / "quickstart-tokens.json"
             payload = {
-                "warning": "DEMO ONLY: tokens of the quickstart workspace. Never use in production.",
+                "warning": "DEMO ONLY: quickstart tokens; never use them in production.",
                 "workspace": str(ws_root),
                 "tokens": tokens,
             }
@@ -143,7 +146,7 @@ def quickstart(
             out.print(f"Workspace kept in {ws_root}; demo tokens in {path} (mode 0600).")
             out.print(
                 f"  export AIDLC_WORKSPACE={ws_root}\n"
-                f"  export AIDLC_TOKEN=$(python -c \"import json;print(json.load(open('{path}'))['tokens']['auditor'])\")\n"
+                "  export AIDLC_TOKEN=<the auditor token from that file>\n"
                 "  aidlc audit log"
             )
     finally:

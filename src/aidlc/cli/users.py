@@ -21,7 +21,9 @@ ROLE_HELP = (
 def add(
     name: Annotated[str, typer.Argument(help="Principal name (a-z, 0-9, '.', '_', '-').")],
     role: Annotated[list[str], typer.Option("--role", "-r", help=ROLE_HELP)],
-    service: Annotated[bool, typer.Option("--service", help="A service account, not a person.")] = False,
+    service: Annotated[
+        bool, typer.Option("--service", help="A service account, not a person.")
+    ] = False,
     expires_days: Annotated[
         int | None,
         typer.Option(help="Days until the first token expires (default: auth.token_ttl_days)."),
@@ -87,7 +89,8 @@ def token_create(
     name: Annotated[str, typer.Argument(help="Principal that receives the token.")],
     label: Annotated[str, typer.Option(help="What the token is for.")] = "",
     expires_days: Annotated[
-        int | None, typer.Option(help="Days until expiry; 0 = never (default: auth.token_ttl_days).")
+        int | None,
+        typer.Option(help="Days until expiry; 0 = never (default: auth.token_ttl_days)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -139,7 +142,9 @@ def token_list(
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: Annotated[str, typer.Argument(help="Token id from `token list`.")]) -> None:
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="Token id from `token list`.")],
+) -> None:
     """Revoke a token; it fails authentication from now on."""
     from aidlc.core import principals
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from aidlc.core import merkle
@@ -223,7 +223,7 @@ class AuditLog:
                 }
             )
             seqs.append(seq)
-        session.execute(AuditEvent.__table__.insert(), rows)
+        session.execute(insert(AuditEvent), rows)
         state.size = frontier.size
         state.frontier = json.dumps(frontier.to_json())
         session.info[_DIRTY] = True
@@ -334,15 +334,22 @@ class AuditLog:
         """An inclusion proof of event `seq` in the newest signed tree head."""
         head = self.head()
         if not 1 <= seq <= head.tree_size:
-            raise NotFound(f"no audit event {seq} under the newest tree head (size {head.tree_size})")
+            raise NotFound(
+                f"no audit event {seq} under the newest tree head (size {head.tree_size})"
+            )
         with self.db.reading() as session:
             leaves = self._leaves(session, upto=head.tree_size)
+            body = session.execute(
+                select(AuditEvent.body).where(AuditEvent.seq == seq)
+            ).scalar_one()
+        # The event travels with its proof so a verifier can re-encode and hash it themselves.
         return merkle.InclusionProof(
             leaf_index=seq - 1,
             tree_size=head.tree_size,
-            leaf_hash=leaves[seq - 1],
-            audit_path=merkle.inclusion_proof(seq - 1, leaves),
+            leaf_hash=bytes(leaves[seq - 1]),
+            audit_path=tuple(merkle.inclusion_proof(seq - 1, leaves)),
             tree_head=head,
+            event=bytes(body),
         )
 
     # -- verifying ---------------------------------------------------------------------------

@@ -72,7 +72,7 @@ GRANTS: dict[str, frozenset[str]] = {
 
 ACTIONS: tuple[str, ...] = tuple(sorted(GRANTS))
 
-TOKEN_PREFIX = "aidlc_"
+TOKEN_PREFIX = "aidlc_"  # noqa: S105 - a public marker that helps secret scanners, not a secret
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 

@@ -7,8 +7,8 @@ a passphrase) come from the environment, named here by variable.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -32,7 +32,7 @@ class KeysConfig(_Section):
 
     provider: Literal["file", "kms"] = "file"
     file: str = f"{STATE_DIR}/keys/keyring.json"
-    passphrase_env: str = "AIDLC_PASSPHRASE"
+    passphrase_env: str = "AIDLC_PASSPHRASE"  # noqa: S105 - the name of a variable
     kms_key_id: str | None = None
     region: str | None = None
     endpoint_url: str | None = None

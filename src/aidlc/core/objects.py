@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
@@ -102,7 +102,7 @@ def put(
     ws: Workspace,
     zone: str,
     object_id: str,
-    src: IO[bytes],
+    src: BinaryIO,
     *,
     version: int | None = None,
     details: dict[str, Any] | None = None,
@@ -154,11 +154,17 @@ def put(
                 session,
                 "object.put",
                 f"object:{zone}/{object_id}@{version}",
-                {"size": stream.plaintext_size, "sha256": stream.plaintext_sha256, **(details or {})},
+                {
+                    "size": stream.plaintext_size,
+                    "sha256": stream.plaintext_sha256,
+                    **(details or {}),
+                },
             )
     except DBIntegrityError:
         ws.store.delete(storage_key)
-        raise Conflict(f"{zone}/{object_id}@{version} already exists; objects are immutable") from None
+        raise Conflict(
+            f"{zone}/{object_id}@{version} already exists; objects are immutable"
+        ) from None
     except BaseException:
         ws.store.delete(storage_key)
         raise
@@ -226,7 +232,9 @@ def open_object(
         yield chunks()
 
 
-def get(ws: Workspace, zone: str, object_id: str, dst: IO[bytes], version: int | None = None) -> int:
+def get(
+    ws: Workspace, zone: str, object_id: str, dst: BinaryIO, version: int | None = None
+) -> int:
     """Decrypt an object into `dst`; returns the number of bytes written."""
     written = 0
     with open_object(ws, zone, object_id, version) as chunks:
@@ -278,7 +286,9 @@ def list_objects(ws: Workspace, zone: str, prefix: str = "") -> list[ObjectInfo]
         query = select(StoredObject).where(StoredObject.zone == zone)
         if prefix:
             query = query.where(StoredObject.object_id.startswith(prefix, autoescape=True))
-        recs = session.execute(query.order_by(StoredObject.object_id, StoredObject.version)).scalars()
+        recs = session.execute(
+            query.order_by(StoredObject.object_id, StoredObject.version)
+        ).scalars()
         return [_info(r) for r in recs]
 
 
@@ -306,7 +316,9 @@ def verify_all(ws: Workspace) -> StoreVerdict:
     for rec in recs:
         if rec.wrapped_key is None:
             if ws.store.exists(rec.storage_key):
-                problems.append(f"{rec.zone}/{rec.object_id}@{rec.version}: deleted but bytes remain")
+                problems.append(
+                    f"{rec.zone}/{rec.object_id}@{rec.version}: deleted but bytes remain"
+                )
             continue
         checked += 1
         context = _context(ws, rec.zone, rec.object_id, rec.version)
@@ -322,7 +334,7 @@ def verify_all(ws: Workspace) -> StoreVerdict:
                 problems.append(f"{rec.zone}/{rec.object_id}@{rec.version}: digest mismatch")
         except (IntegrityError, NotFound) as exc:
             problems.append(f"{rec.zone}/{rec.object_id}@{rec.version}: {exc.message}")
-    for key in ws.store.keys():
+    for key in ws.store.keys():  # noqa: SIM118 - a store, not a dict
         if key not in live:
             problems.append(f"stray ciphertext {key} has no metadata record")
     return StoreVerdict(ok=not problems, checked=checked, problems=problems)

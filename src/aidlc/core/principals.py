@@ -134,7 +134,10 @@ def add(
         session.add(rec)
         session.flush()
         ws.record(
-            session, "principal.create", f"principal:{name}", {"roles": sorted(role_set), "kind": kind}
+            session,
+            "principal.create",
+            f"principal:{name}",
+            {"roles": sorted(role_set), "kind": kind},
         )
         _, token = _issue(ws, session, rec, "first token", _ttl(ws, expires_days))
     return _info(rec, active=1), token
@@ -159,7 +162,9 @@ def list_all(ws: Workspace) -> list[PrincipalInfo]:
     now = datetime.now(UTC)
     out = []
     with ws.db.reading() as session:
-        for rec in session.execute(select(PrincipalRecord).order_by(PrincipalRecord.name)).scalars():
+        for rec in session.execute(
+            select(PrincipalRecord).order_by(PrincipalRecord.name)
+        ).scalars():
             tokens = session.execute(
                 select(TokenRecord).where(TokenRecord.principal_id == rec.id)
             ).scalars()

@@ -101,8 +101,8 @@ class Workspace:
         os.chmod(state, 0o700)
         config_path.write_text(render_config(name or root.name or "aidlc", settings))
         config = load_config(config_path)
-        passphrase = passphrase if passphrase is not None else os.environ.get(
-            config.keys.passphrase_env
+        passphrase = (
+            passphrase if passphrase is not None else os.environ.get(config.keys.passphrase_env)
         )
         if config.keys.provider == "file":
             FileKeyProvider.create(root / config.keys.file, passphrase=passphrase or None)
@@ -116,7 +116,9 @@ class Workspace:
         ws._store_private_key(AUDIT_KEY, signing_key)
         token_id, token, token_hash = auth.new_token()
         with ws.transaction() as session:
-            admin = PrincipalRecord(name=auth.check_name(admin_name), kind="user", created_by="system")
+            admin = PrincipalRecord(
+                name=auth.check_name(admin_name), kind="user", created_by="system"
+            )
             admin.roles = [PrincipalRole(role="admin")]
             session.add(admin)
             session.flush()
@@ -208,9 +210,7 @@ class Workspace:
             from aidlc.core.keys import KmsKeyProvider, kms_client
 
             assert cfg.kms_key_id is not None
-            return KmsKeyProvider(
-                cfg.kms_key_id, client=kms_client(cfg.region, cfg.endpoint_url)
-            )
+            return KmsKeyProvider(cfg.kms_key_id, client=kms_client(cfg.region, cfg.endpoint_url))
         return FileKeyProvider.open(self.root / cfg.file, passphrase=self._passphrase)
 
     @cached_property
@@ -270,7 +270,8 @@ class Workspace:
             )
 
     def load_private_key(self, name: str) -> Ed25519PrivateKey:
-        """Decrypt a workspace private key; its public half is derived, never trusted from the DB."""
+        """Decrypt a workspace private key. Its public half is derived from it, never read from
+        the database, so a database writer cannot substitute a key of their own."""
         with self.db.reading() as session:
             rec = session.get(WorkspaceKey, name)
         if rec is None:
@@ -322,7 +323,10 @@ class Workspace:
                     elif owner.disabled:
                         problem = f"principal {owner.name} is disabled"
                     else:
-                        if rec.last_used_at is None or now - rec.last_used_at > _LAST_USED_RESOLUTION:
+                        if (
+                            rec.last_used_at is None
+                            or now - rec.last_used_at > _LAST_USED_RESOLUTION
+                        ):
                             rec.last_used_at = now
                         principal = auth.Principal(
                             id=owner.id,

@@ -60,7 +60,9 @@ class Database:
         try:
             self.engine = create_engine(url, **kwargs)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
-            raise ConfigError(f"cannot use the metadata database URL: {type(exc).__name__}") from None
+            raise ConfigError(
+                f"cannot use the metadata database URL: {type(exc).__name__}"
+            ) from None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -67,7 +67,7 @@ class WorkspaceSetting(Base):
 
 
 class WorkspaceKey(Base):
-    """A private key of the workspace (audit tree-head signing, model signing), envelope-encrypted."""
+    """A private key of the workspace (audit or model signing), envelope-encrypted."""
 
     __tablename__ = "workspace_keys"
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
