@@ -79,3 +79,16 @@ def test_audit_and_crypto_shredding_on_aws(aws_env, aws_client):
     assert aws_client("s3").list_objects_v2(Bucket=aws_env.bucket).get("KeyCount", 0) == 0
     verdict = aws_env.open("auditor").audit.verify()
     assert verdict.ok
+
+
+def test_kms_key_rotation_keeps_objects_readable(aws_env):
+    steward = aws_env.open("steward")
+    objects.put_bytes(steward, "raw", "before.csv", b"before rotation")
+    admin = aws_env.open("admin")
+    result = objects.rotate_keys(admin)
+    assert result["rewrapped"] == 1 and result["key_id"].endswith("@v2")
+    steward = aws_env.open("steward")
+    objects.put_bytes(steward, "raw", "after.csv", b"after rotation")
+    assert objects.get_bytes(steward, "raw", "before.csv") == b"before rotation"
+    assert objects.get_bytes(steward, "raw", "after.csv") == b"after rotation"
+    assert aws_env.open("auditor").audit.verify().ok

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
     from aidlc.core.workspace import Workspace
 
-# Names of environment variables, not secrets.
-TOKEN_ENV = "AIDLC_TOKEN"  # noqa: S105
-TOKEN_FILE_ENV = "AIDLC_TOKEN_FILE"  # noqa: S105
+# Names of environment variables, not secrets (hence the nosec).
+TOKEN_ENV = "AIDLC_TOKEN"  # noqa: S105  # nosec B105
+TOKEN_FILE_ENV = "AIDLC_TOKEN_FILE"  # noqa: S105  # nosec B105
 WORKSPACE_ENV = "AIDLC_WORKSPACE"
 DEFAULT_TOKEN_FILE = Path("~/.config/aidlc/token")
 

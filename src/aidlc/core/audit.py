@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -369,25 +370,25 @@ class AuditLog:
                 ).scalars()
             ]
             state = session.get(AuditState, 1)
-            rows = session.execute(
-                select(
-                    AuditEvent.seq,
-                    AuditEvent.actor,
-                    AuditEvent.action,
-                    AuditEvent.resource,
-                    AuditEvent.outcome,
-                    AuditEvent.request_id,
-                    AuditEvent.body,
-                    AuditEvent.leaf_hash,
-                ).order_by(AuditEvent.seq)
+            # The hot loop of verification: a raw DB-API cursor, local names, a C JSON parser.
+            cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor.arraysize = 10_000
+            cursor.execute(
+                "SELECT seq, actor, action, resource, outcome, request_id, body, leaf_hash "
+                "FROM audit_events ORDER BY seq"
             )
+            rows = iter(lambda: cursor.fetchmany(), [])
             leaves: list[bytes] = []
+            append = leaves.append
             row_problem: tuple[int, str] | None = None
             sha256 = hashlib.sha256
-            loads = json.loads
-            for seq, actor, action, resource, outcome, rid, body, stored_leaf in rows:
+            loads = orjson.loads
+            for seq, actor, action, resource, outcome, rid, body, stored_leaf in (
+                row for chunk in rows for row in chunk
+            ):
+                body = bytes(body)
                 leaf = sha256(b"\x00" + body).digest()
-                leaves.append(leaf)
+                append(leaf)
                 if row_problem is not None:
                     continue
                 expected = len(leaves)
@@ -399,7 +400,7 @@ class AuditLog:
                     continue
                 try:
                     obj = loads(body)
-                except ValueError:
+                except orjson.JSONDecodeError:
                     row_problem = (seq, f"event {seq} has an unreadable body")
                     continue
                 if (
@@ -430,9 +431,8 @@ class AuditLog:
                     f"events {size + 1}..{head.tree_size} were deleted",
                 )
                 break
-            while position < head.tree_size:
-                frontier.append(leaves[position])
-                position += 1
+            frontier.extend(leaves[position : head.tree_size])
+            position = head.tree_size
             if head.key_id != key_id or not merkle.verify_tree_head(head, public_key):
                 head_problem = (
                     previous + 1,
@@ -485,7 +485,8 @@ class AuditLog:
                     len(heads),
                 )
             proof = merkle.consistency_proof(against.tree_size, leaves)
-            assert newest is not None
+            if newest is None:
+                return _bad(None, "the log has no signed tree head to compare with", len(heads))
             if not merkle.verify_consistency(
                 against.tree_size, newest.tree_size, against.root_hash, newest.root_hash, proof
             ):

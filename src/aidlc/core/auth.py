@@ -72,7 +72,8 @@ GRANTS: dict[str, frozenset[str]] = {
 
 ACTIONS: tuple[str, ...] = tuple(sorted(GRANTS))
 
-TOKEN_PREFIX = "aidlc_"  # noqa: S105 - a public marker that helps secret scanners, not a secret
+# A public marker that lets secret scanners recognise leaked tokens; not itself a secret.
+TOKEN_PREFIX = "aidlc_"  # noqa: S105  # nosec B105
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 

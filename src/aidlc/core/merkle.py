@@ -316,9 +316,20 @@ class CompactRange:
         self._size += 1
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append each leaf hash in order."""
-        for h in leaf_hashes:
-            self.append(h)
+        """Append each leaf hash in order (the same steps as `append`, inlined for speed)."""
+        hashes, size, sha256 = self._hashes, self._size, _sha256
+        try:
+            for leaf in leaf_hashes:
+                if not _is_hash(leaf):
+                    raise InvalidInput(f"a leaf hash must be {HASH_SIZE} bytes")
+                carry, h = size, leaf
+                while carry & 1:
+                    h = sha256(b"\x01" + hashes.pop() + h).digest()
+                    carry >>= 1
+                hashes.append(h)
+                size += 1
+        finally:
+            self._size = size
 
     def root(self) -> bytes:
         """The tree hash of everything appended; folds the frontier right to left."""

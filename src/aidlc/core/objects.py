@@ -232,9 +232,7 @@ def open_object(
         yield chunks()
 
 
-def get(
-    ws: Workspace, zone: str, object_id: str, dst: BinaryIO, version: int | None = None
-) -> int:
+def get(ws: Workspace, zone: str, object_id: str, dst: BinaryIO, version: int | None = None) -> int:
     """Decrypt an object into `dst`; returns the number of bytes written."""
     written = 0
     with open_object(ws, zone, object_id, version) as chunks:
@@ -353,7 +351,8 @@ def rotate_keys(ws: Workspace) -> dict[str, Any]:
         for rec in session.execute(
             select(StoredObject).where(StoredObject.wrapped_key.is_not(None))
         ).scalars():
-            assert rec.wrapped_key is not None
+            if rec.wrapped_key is None:
+                continue
             rec.wrapped_key = ws.keys.rewrap(
                 bytes(rec.wrapped_key), _context(ws, rec.zone, rec.object_id, rec.version)
             )

@@ -117,7 +117,7 @@ def add(
     expires_days: int | None = None,
 ) -> tuple[PrincipalInfo, str]:
     """Create a principal with `roles`; returns it and its first token (shown once)."""
-    ws.authorize("principal.manage", f"principal:{name[:100]}")
+    principal = ws.authorize("principal.manage", f"principal:{name[:100]}")
     auth.check_name(name)
     role_set = auth.check_roles(roles)
     if kind not in KINDS:
@@ -128,8 +128,7 @@ def add(
         ).first()
         if exists:
             raise Conflict(f"a principal named {name!r} already exists")
-        assert ws.principal is not None
-        rec = PrincipalRecord(name=name, kind=kind, created_by=ws.principal.name)
+        rec = PrincipalRecord(name=name, kind=kind, created_by=principal.name)
         rec.roles = [PrincipalRole(role=r) for r in sorted(role_set)]
         session.add(rec)
         session.flush()
@@ -181,9 +180,8 @@ def list_all(ws: Workspace) -> list[PrincipalInfo]:
 
 def disable(ws: Workspace, name: str) -> None:
     """Disable a principal: its tokens stop working at once. Nobody can disable themself."""
-    ws.authorize("principal.manage", f"principal:{name[:100]}")
-    assert ws.principal is not None
-    if name == ws.principal.name:
+    principal = ws.authorize("principal.manage", f"principal:{name[:100]}")
+    if name == principal.name:
         raise Conflict("you cannot disable yourself; ask another admin")
     with ws.transaction() as session:
         rec = _get(session, name)
@@ -203,9 +201,10 @@ def create_token(
         if rec.disabled:
             raise Conflict(f"principal {name} is disabled")
         token_id, token = _issue(ws, session, rec, label, _ttl(ws, expires_days))
-        tok = session.get(TokenRecord, token_id)
-        assert tok is not None
         session.flush()
+        tok = session.get(TokenRecord, token_id)
+        if tok is None:
+            raise NotFound(f"token {token_id} vanished while it was being created")
         info = _token_info(tok, name)
     return info, token
 

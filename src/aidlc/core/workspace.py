@@ -209,7 +209,8 @@ class Workspace:
         if cfg.provider == "kms":
             from aidlc.core.keys import KmsKeyProvider, kms_client
 
-            assert cfg.kms_key_id is not None
+            if not cfg.kms_key_id:
+                raise ConfigError("keys.provider is 'kms' but keys.kms_key_id is not set")
             return KmsKeyProvider(cfg.kms_key_id, client=kms_client(cfg.region, cfg.endpoint_url))
         return FileKeyProvider.open(self.root / cfg.file, passphrase=self._passphrase)
 
@@ -219,7 +220,8 @@ class Workspace:
         if cfg.backend == "s3":
             from aidlc.core.store import S3ObjectStore, s3_client
 
-            assert cfg.bucket is not None
+            if not cfg.bucket:
+                raise ConfigError("store.backend is 's3' but store.bucket is not set")
             return S3ObjectStore(
                 cfg.bucket,
                 cfg.prefix,

@@ -1,0 +1,40 @@
+"""The code's own gates, run with the suite: lint, format, types, and bandit's security scan."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ("ruff", "check", "src", "tests", "benchmarks"),
+        ("ruff", "format", "--check", "src", "tests", "benchmarks"),
+        ("mypy",),
+        ("bandit", "-q", "-c", "pyproject.toml", "-r", "src"),
+    ],
+    ids=["ruff-check", "ruff-format", "mypy", "bandit"],
+)
+def test_code_gate_passes(cmd):
+    proc = _run(str(BIN / cmd[0]), *cmd[1:])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_pickle_anywhere_in_the_package():
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "src").rglob("*.py")
+        if "import pickle" in p.read_text() or "pickle.load" in p.read_text()
+    ]
+    assert offenders == []
