@@ -26,6 +26,7 @@ EXPECTED: dict[str, set[str]] = {
         "object.delete:quarantine",
         "object.delete:predictions",
         "object.write:reports",
+        "alert.read",
     },
     "trainer": {
         "object.read:validated",
@@ -47,6 +48,7 @@ EXPECTED: dict[str, set[str]] = {
         "object.write:reports",
         "object.read:reports",
         "alert.send",
+        "alert.read",
     },
     "auditor": {
         "audit.read",
@@ -54,6 +56,7 @@ EXPECTED: dict[str, set[str]] = {
         "lineage.read",
         "compliance.read",
         "object.read:reports",
+        "alert.read",
     },
 }
 

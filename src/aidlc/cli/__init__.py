@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from aidlc import __version__
-from aidlc.cli import audit, init, keys, objects, quickstart, users
+from aidlc.cli import alerts, audit, data, init, keys, objects, quickstart, users
 from aidlc.cli.context import set_workspace_option
 
 app = typer.Typer(
@@ -57,7 +57,9 @@ app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
 app.add_typer(keys.app, name="keys")
 app.add_typer(objects.app, name="objects")
+app.add_typer(data.app, name="data")
 app.add_typer(audit.app, name="audit")
+app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:

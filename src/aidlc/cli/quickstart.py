@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,6 +31,53 @@ def _sample_csv() -> bytes:
         "5.8,2.7,5.1,1.9,virginica",
     ]
     return ("\n".join(rows) + "\n").encode()
+
+
+def _data_gate(out: Any, steward: Any, root: Path) -> None:
+    """Ingest a good file and a broken one through the quality gate and show both outcomes."""
+    from aidlc.data.contract import parse_contract
+    from aidlc.data.ingest import ingest
+    from aidlc.data.report import render_table
+    from aidlc.data.versions import read_version
+    from aidlc.demo import breast_cancer
+
+    out.rule("[bold]Infrastructure[/] — the data quality gate")
+    inbox = root / "inbox"
+    inbox.mkdir(exist_ok=True)
+    good, bad = breast_cancer.write_files(inbox)
+    contract = parse_contract(breast_cancer.contract(breast_cancer.frame()), source="demo contract")
+    checks = sum(
+        1
+        + c.unique
+        + (c.min is not None)
+        + (c.max is not None)
+        + bool(c.allowed)
+        + bool(c.regex)
+        + (not c.nullable)
+        for c in contract.columns
+    )
+    out.print(
+        f"contract breast-cancer: {len(contract.columns)} columns, about {checks} column checks, "
+        "patient_id is the subject id (pii)"
+    )
+    first = ingest(steward, good, "breast-cancer", contract=contract)
+    out.print(
+        f"[green]✓ accepted[/] {good.name} → [bold]{first.ref}[/]: {first.rows} rows, "
+        f"raw sha256 {first.source_sha256[:16]}…, stored encrypted as Parquet with a profile"
+    )
+    second = ingest(steward, bad, "breast-cancer")
+    out.print(f"[red]✗ rejected[/] {bad.name}: {second.failed_rows} failing rows")
+    failed = {
+        **second.report,
+        "checks": [c for c in second.report["checks"] if c["passed"] is False],
+    }
+    out.print(render_table(failed))
+    out.print(
+        f"  kept byte for byte in quarantine ({second.quarantine_object}) with its report; "
+        "an alert was raised"
+    )
+    rows = read_version(steward, "breast-cancer@latest").height
+    out.print(f"  training can read only validated versions: breast-cancer@latest has {rows} rows")
 
 
 def quickstart(
@@ -87,6 +134,7 @@ def quickstart(
         )
         back = objects.get_bytes(steward, "raw", "iris.csv")
         out.print(f"  read back and verified: {'identical' if back == data else 'DIFFERENT'}")
+        _data_gate(out, steward, root)
         steward.close()
 
         auditor = Workspace.open(ws_root, token=tokens["auditor"])

@@ -62,6 +62,8 @@ GRANTS: dict[str, frozenset[str]] = {
     "object.delete:predictions": frozenset({"data-steward"}),
     "object.write:reports": frozenset({"data-steward", "monitor"}),
     "alert.send": frozenset({"monitor"}),
+    # alerts concern whoever runs a gate or watches production, and auditors
+    "alert.read": frozenset({"data-steward", "monitor", "auditor"}),
     # auditor: read the audit log, lineage and compliance reports; change nothing
     "object.read:reports": frozenset({"monitor", "auditor"}),
     "audit.read": frozenset({"auditor"}),

@@ -93,6 +93,15 @@ class AuditConfig(_Section):
     verify_max_age_days: int = Field(default=7, ge=1)
 
 
+class DataConfig(_Section):
+    """Limits of the data gate, so a hostile file costs bounded time, memory and disk."""
+
+    max_file_bytes: int = Field(default=4 << 30, ge=1024)
+    max_decompressed_bytes: int = Field(default=8 << 30, ge=1024)
+    max_columns: int = Field(default=2000, ge=1, le=100_000)
+    inbox_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+
+
 class Config(_Section):
     """The whole `aidlc.yaml`."""
 
@@ -103,6 +112,7 @@ class Config(_Section):
     metadata: MetadataConfig = MetadataConfig()
     auth: AuthConfig = AuthConfig()
     audit: AuditConfig = AuditConfig()
+    data: DataConfig = DataConfig()
 
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -190,6 +200,13 @@ auth:
 
 audit:
   verify_max_age_days: 7
+
+data:
+  # Limits of the data gate: larger files are refused before parsing (exit 2).
+  max_file_bytes: 4294967296          # 4 GiB as given
+  max_decompressed_bytes: 8589934592  # 8 GiB after gunzip (stops gzip bombs)
+  max_columns: 2000
+  inbox_poll_seconds: 2.0
 """
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
 from aidlc.core import auth, crypto
@@ -286,6 +287,39 @@ class Workspace:
             associated_data=json.dumps(context, sort_keys=True).encode(),
         )
         return Ed25519PrivateKey.from_private_bytes(raw)
+
+    def secret(self, name: str) -> bytes:
+        """A 256-bit workspace secret (for example the key of keyed hashes), created on first use
+        and kept envelope-encrypted like the workspace's private keys."""
+        context = self._key_context(name)
+        aad = json.dumps(context, sort_keys=True).encode()
+        with self.db.reading() as session:
+            rec = session.get(WorkspaceKey, name)
+        if rec is None:
+            value = os.urandom(32)
+            data_key, wrapped = self.keys.generate_data_key(context)
+            sealed = crypto.encrypt_bytes(value, key=data_key, associated_data=aad)
+            try:
+                with self.db.transaction() as session:
+                    session.add(
+                        WorkspaceKey(
+                            name=name,
+                            algorithm="secret-256",
+                            public_key=b"",
+                            wrapped_key=wrapped,
+                            ciphertext=sealed,
+                        )
+                    )
+            except DBIntegrityError:
+                pass  # another process created it first; read theirs
+            with self.db.reading() as session:
+                rec = session.get(WorkspaceKey, name)
+            if rec is None:
+                raise IntegrityError(f"the workspace secret {name!r} could not be created")
+        if rec.algorithm != "secret-256":
+            raise IntegrityError(f"the workspace key {name!r} is not a secret")
+        data_key = self.keys.unwrap(bytes(rec.wrapped_key), context)
+        return crypto.decrypt_bytes(bytes(rec.ciphertext), key=data_key, associated_data=aad)
 
     @cached_property
     def _audit_key(self) -> Ed25519PrivateKey:

@@ -5,6 +5,11 @@ SQLite (WAL) by default, PostgreSQL by URL; no SQL here is specific to either.
 
 from aidlc.core.meta.db import Database
 from aidlc.core.meta.models import (
+    AlertRecord,
+    ContractRecord,
+    DatasetRecord,
+    DatasetVersionRecord,
+    IngestRecord,
     AuditEvent,
     AuditState,
     Base,
@@ -18,6 +23,11 @@ from aidlc.core.meta.models import (
 )
 
 __all__ = [
+    "AlertRecord",
+    "ContractRecord",
+    "DatasetRecord",
+    "DatasetVersionRecord",
+    "IngestRecord",
     "AuditEvent",
     "AuditState",
     "Base",

@@ -169,3 +169,89 @@ class TreeHeadRecord(Base):
     timestamp: Mapped[str] = mapped_column(String(40))
     key_id: Mapped[str] = mapped_column(String(40))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DatasetRecord(Base):
+    """A named data set: its versions pass the gate under the dataset's current contract."""
+
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    contract_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class ContractRecord(Base):
+    """One version of a dataset's data contract (its YAML text and fingerprint)."""
+
+    __tablename__ = "dataset_contracts"
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class IngestRecord(Base):
+    """Every file offered to the gate, accepted or not, with where its bytes and report went."""
+
+    __tablename__ = "ingests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), nullable=True)
+    dataset_name: Mapped[str] = mapped_column(String(100), index=True)
+    source_name: Mapped[str] = mapped_column(String(300))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    source_size: Mapped[int] = mapped_column(BigInteger)
+    raw_object: Mapped[str] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    contract_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    report_object: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    quarantine_object: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    failed_rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class DatasetVersionRecord(Base):
+    """An immutable validated version: Parquet in the `validated` zone, with its provenance."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    ingest_id: Mapped[int] = mapped_column(ForeignKey("ingests.id"))
+    contract_version: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[str] = mapped_column(Text)
+    data_object: Mapped[str] = mapped_column(String(300))
+    data_sha256: Mapped[str] = mapped_column(String(64))
+    profile_object: Mapped[str] = mapped_column(String(300))
+    hashes_object: Mapped[str] = mapped_column(String(300))
+    subjects_object: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    source_name: Mapped[str] = mapped_column(String(300))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    source_size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class AlertRecord(Base):
+    """An alert raised by a gate, the registry, the server or a monitor."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    severity: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(50))
+    title: Mapped[str] = mapped_column(String(300))
+    details: Mapped[str] = mapped_column(Text)
+    dedup_key: Mapped[str] = mapped_column(String(300), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))

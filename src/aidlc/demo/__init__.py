@@ -1,0 +1,1 @@
+"""The quickstart's data: a real, bundled data set and a contract reviewed for it."""

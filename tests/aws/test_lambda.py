@@ -1,0 +1,92 @@
+"""The S3-triggered validation Lambda, fed S3 event notifications that moto's server emits
+itself (S3 → SQS), reading and moving objects through boto3 over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from aidlc.data import versions
+from tests.data.test_ingest import BAD, GOOD, contract
+
+pytestmark = pytest.mark.aws
+
+
+@pytest.fixture
+def inbox(aws_client, s3_bucket):
+    s3, sqs = aws_client("s3"), aws_client("sqs")
+    queue = sqs.create_queue(QueueName=f"q-{s3_bucket}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.put_bucket_notification_configuration(
+        Bucket=s3_bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "inbox/"}]}},
+                }
+            ]
+        },
+    )
+    return s3, sqs, queue
+
+
+def _events(sqs, queue, want: int):
+    found = []
+    deadline = time.monotonic() + 20
+    while len(found) < want and time.monotonic() < deadline:
+        messages = sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        for m in messages:
+            body = json.loads(m["Body"])
+            if "Records" in body:
+                found.append(body)
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    return found
+
+
+def test_uploaded_files_are_validated_and_moved_aside(
+    local_env, inbox, s3_bucket, moto_endpoint, monkeypatch
+):
+    from aidlc.aws.handlers import validate_on_upload
+
+    s3, sqs, queue = inbox
+    steward = local_env.open("steward")
+    versions.set_contract(steward, "customers", contract())
+    s3.put_object(Bucket=s3_bucket, Key="inbox/customers/good file.csv", Body=GOOD.encode())
+    s3.put_object(Bucket=s3_bucket, Key="inbox/customers/bad.csv", Body=BAD.encode())
+    events = _events(sqs, queue, 2)
+    assert len(events) == 2
+    assert all(e["Records"][0]["eventName"].startswith("ObjectCreated") for e in events)
+    for key, value in {
+        "AIDLC_WORKSPACE": str(local_env.root),
+        "AIDLC_TOKEN": local_env.tokens["steward"],
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    outcomes = {}
+    for event in events:
+        for r in validate_on_upload(event)["results"]:
+            outcomes[r["key"]] = r
+    assert outcomes["inbox/customers/good file.csv"]["outcome"] == "accepted"
+    assert outcomes["inbox/customers/bad.csv"]["outcome"] == "rejected"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert keys == {"processed/inbox/customers/good file.csv", "rejected/inbox/customers/bad.csv"}
+    assert versions.resolve(steward, "customers@latest").source_name == "good file.csv"
+
+
+def test_a_malformed_event_is_refused_with_a_clear_error():
+    from aidlc.aws.handlers import validate_on_upload
+    from aidlc.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="Records"):
+        validate_on_upload({"hello": "world"})
