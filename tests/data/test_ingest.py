@@ -260,3 +260,29 @@ def test_gzip_csv_parquet_and_jsonl_are_all_accepted(local_env, tmp_path):
     result = ingest(steward, jl, "ds")
     assert result.outcome == "accepted", result.report
     assert [v.version for v in versions.list_versions(steward, "ds")] == [1, 2, 3]
+
+
+def test_arbitrary_bytes_never_escape_the_gate(local_env, tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    steward = local_env.open("steward")
+    versions.set_contract(steward, "fuzz", contract())
+    counter = iter(range(10_000))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        data=st.one_of(
+            st.binary(max_size=400),
+            st.text(max_size=300).map(lambda t: ("customer_id,age,plan,spend\n" + t).encode()),
+        ),
+        suffix=st.sampled_from([".csv", ".jsonl", ".parquet", ".csv.gz"]),
+    )
+    def offer(data: bytes, suffix: str) -> None:
+        path = tmp_path / f"f{next(counter)}{suffix}"
+        path.write_bytes(data)
+        result = ingest(steward, path, "fuzz")
+        assert result.outcome in ("accepted", "partial", "rejected", "unusable")
+        assert raw_bytes(steward, result.raw_object) == data
+
+    offer()

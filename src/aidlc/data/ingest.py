@@ -340,9 +340,9 @@ def _gate(
     )
     report_json = report.to_json()
     if report.passed or keep_rows:
-        keep = clean if mask is None or not keep_rows else clean.filter(~mask)
-        kept_hashes = hashes if mask is None or not keep_rows else hashes.filter(~mask)
-        if keep_rows:
+        keep, kept_hashes = clean, hashes
+        if keep_rows and mask is not None:
+            keep, kept_hashes = clean.filter(~mask), hashes.filter(~mask)
             rejected = df.with_row_index("row").filter(mask)
             if report.row_reasons is not None:
                 rejected = rejected.join(report.row_reasons, on="row", how="left")

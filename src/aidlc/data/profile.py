@@ -93,7 +93,7 @@ _TAIL_MASKS = np.array([0, *((1 << (8 * r)) - 1 for r in range(1, 8)), 2**64 - 1
 # The approximate cardinality above which a string column's categories are found through hash
 # buckets instead of a full group-by (see `_heavy_hitters`).
 _EXACT_GROUPING_LIMIT = 4 * CATEGORY_CAP
-_HEAVY_BUCKET_BITS = 22
+_HEAVY_BUCKET_BITS = 20
 
 _U64 = npt.NDArray[np.uint64]
 _I64 = npt.NDArray[np.int64]
@@ -128,39 +128,55 @@ def _hash_strings(array: pa.Array) -> _U64:
     if array.type != pa.large_string():
         array = array.cast(pa.large_string())
     n = len(array)
-    out = np.zeros(n, dtype=np.uint64)
     if n == 0:
-        return out
+        return np.zeros(0, dtype=np.uint64)
     buffers = array.buffers()
     offsets = np.frombuffer(buffers[1], dtype="<i8", count=n + 1, offset=8 * array.offset)
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0)
-    if data.size < 8:
-        data = np.concatenate([data.astype(np.uint8), np.zeros(8, dtype=np.uint8)])
-    # Every 8-byte window of the data, little-endian; reads near the end are shifted back.
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else None
+    size = 0 if data is None else data.size
+    # Strings ending 7 bytes or more before the buffer's end are read in place, 8 bytes at a
+    # time; the few after them from a zero-padded copy of the tail.
+    safe = int(np.searchsorted(offsets[1:], size - 7, side="right"))
+    out = np.empty(n, dtype=np.uint64)
+    if safe and data is not None:
+        _hash_string_words(offsets[: safe + 1], data, out[:safe])
+    if safe < n:
+        base = int(offsets[safe])
+        tail = np.zeros(size - base + 8, dtype=np.uint8)
+        if data is not None:
+            tail[: size - base] = data[base:]
+        _hash_string_words(offsets[safe:] - base, tail, out[safe:])
+    return out
+
+
+def _hash_string_words(offsets: _I64, data: npt.NDArray[np.uint8], out: _U64) -> None:
+    """`_hash_strings` for strings that all end at least 7 bytes before the end of `data`."""
     windows = np.ndarray((data.size - 7,), dtype="<u8", buffer=data, strides=(1,))
-    last_window = data.size - 8
     lengths = np.diff(offsets)
-    step = max(1, _CHUNK // max(1, int(lengths.mean()) // 8 + 1))
+    n = lengths.size
+    step = max(1, _CHUNK // (int(lengths.mean()) // 8 + 1))
     for a in range(0, n, step):
-        b = min(n, a + step)
-        starts, lens = offsets[a:b], lengths[a:b]
+        lens = lengths[a : a + step]
+        starts = offsets[a : a + lens.size]
         words_per = (lens + 7) >> 3
-        total = int(words_per.sum())
-        sums = np.zeros(b - a, dtype=np.uint64)
-        if total:
+        has = words_per > 0
+        sums = np.zeros(lens.size, dtype=np.uint64)
+        if has.any():
             first = np.cumsum(words_per) - words_per
-            index = np.arange(total, dtype=np.int64) - np.repeat(first, words_per)
-            pos = np.repeat(starts, words_per) + 8 * index
-            clamped = np.minimum(pos, last_window)
-            words = windows[clamped] >> (8 * (pos - clamped)).astype(np.uint64)
-            has = words_per > 0
+            index = np.arange(int(words_per.sum()), dtype=np.int64)
+            index -= np.repeat(first, words_per)
+            position = np.repeat(starts, words_per)
+            position += 8 * index
+            words = windows[position]
             last = (first + words_per - 1)[has]
             words[last] &= _TAIL_MASKS[(lens - 8 * (words_per - 1))[has]]
-            words ^= (index + 1).astype(np.uint64) * _WORD_STEP
-            sums[has] = np.add.reduceat(_fmix64(words), first[has])
-        sums += (lens + 1).astype(np.uint64) * _LENGTH_STEP
-        out[a:b] = _fmix64(sums)
-    return out
+            steps = index.view(np.uint64)
+            steps += np.uint64(1)
+            steps *= _WORD_STEP
+            words ^= steps
+            sums[has] = np.add.reduceat(_fmix64(words, position.view(np.uint64)), first[has])
+        sums += (lens + 1).view(np.uint64) * _LENGTH_STEP
+        out[a : a + lens.size] = _fmix64(sums)
 
 
 # ---------------------------------------------------------------- quantile sketch
@@ -982,10 +998,11 @@ def _numeric_stats(values: npt.NDArray[Any], hash_bits: _U64 | None) -> dict[str
                 floats[...] = chunk
             chunk_mean = float(floats.sum()) / size
             deviations = np.subtract(floats, chunk_mean, out=scratch.f2[:size])
-            part = (size, chunk_mean, float(np.dot(deviations, deviations)))
-            if not (math.isfinite(part[1]) and math.isfinite(part[2])):
-                part = (size, None, None)
-            mean, m2 = _merge_moments((n, mean, m2), part) if n else part[1:]
+            chunk_m2 = float(np.dot(deviations, deviations))
+            part: tuple[int, float | None, float | None] = (size, None, None)
+            if math.isfinite(chunk_mean) and math.isfinite(chunk_m2):
+                part = (size, chunk_mean, chunk_m2)
+            mean, m2 = _merge_moments((n, mean, m2), part)
             n += size
             low, high = chunk.min().item(), chunk.max().item()
             lo = low if lo is None else min(lo, low)
@@ -1067,7 +1084,7 @@ def _heavy_hitters(values: pl.Series, hashes: _U64, count: int) -> pl.DataFrame:
     import polars as pl
 
     threshold = max(2, math.ceil(count / CATEGORY_CAP))
-    buckets = (hashes & np.uint64((1 << _HEAVY_BUCKET_BITS) - 1)).astype(np.intp)
+    buckets = (hashes & np.uint64((1 << _HEAVY_BUCKET_BITS) - 1)).view(np.int64)
     loads = np.bincount(buckets, minlength=1 << _HEAVY_BUCKET_BITS)
     candidates = values.filter(pl.Series(loads[buckets] >= threshold))
     table = candidates.value_counts(name="n")

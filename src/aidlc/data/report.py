@@ -20,6 +20,9 @@ th{background:#eef1f5}.pass{color:#0b6b2f;font-weight:600}.fail{color:#a4161a;fo
 """
 
 
+_STYLE = {"FAIL": "red", "ok": "green", "n/a": "dim"}
+
+
 def _outcome(passed: Any) -> tuple[str, str]:
     if passed is None:
         return "n/a", "na"
@@ -87,7 +90,7 @@ def render_table(report: dict[str, Any]) -> Any:
     )
     for check in checks:
         label, css = _outcome(check.get("passed"))
-        style = {"fail": "red", "pass": "green", "na": "dim"}[css]
+        style = _STYLE[label]
         # Data values may contain Rich markup; escape everything that came from the file.
         table.add_row(
             escape(_cell(check.get("check"))),
