@@ -17,7 +17,7 @@ $(VENV)/.installed-run: $(BIN)/python pyproject.toml $(LOCK)
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml $(LOCK)
-	$(PIP) install -q -c $(LOCK) -e '.[dev,aws]'
+	$(PIP) install -q -c $(LOCK) -e '.[dev,aws,ray]'
 	touch $@ $(VENV)/.installed-run
 
 ## make run: install aidlc and walk the whole lifecycle in a temporary workspace
@@ -41,7 +41,7 @@ lint: $(VENV)/.installed-dev
 ## regenerate the lock file from a fresh environment (maintainers)
 lock:
 	rm -rf /tmp/aidlc-lock && $(PYTHON) -m venv /tmp/aidlc-lock
-	/tmp/aidlc-lock/bin/pip install -q -e '.[dev,aws]'
+	/tmp/aidlc-lock/bin/pip install -q -e '.[dev,aws,ray]'
 	/tmp/aidlc-lock/bin/pip freeze --exclude-editable | grep -v '^aidlc' > $(LOCK)
 
 clean:
