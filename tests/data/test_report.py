@@ -23,6 +23,16 @@ HOSTILE = {
             "message": "value </td><script>alert(1)</script> not allowed",
         },
         {
+            "check": "not_null",
+            "column": "plan",
+            "passed": True,
+            "observed": 0,
+            "threshold": 0,
+            "failing_rows": 0,
+            "row_indices": [],
+            "message": "no nulls",
+        },
+        {
             "check": "drift",
             "column": None,
             "passed": None,
@@ -50,3 +60,4 @@ def test_rich_table_escapes_markup_from_data():
     Console(file=buffer, width=200).print(render_table(HOSTILE))
     text = buffer.getvalue()
     assert "[red]basic[/red]" in text
+    assert "FAIL" in text and "ok" in text and "n/a" in text

@@ -26,7 +26,7 @@ _STYLE = {"FAIL": "red", "ok": "green", "n/a": "dim"}
 def _outcome(passed: Any) -> tuple[str, str]:
     if passed is None:
         return "n/a", "na"
-    return ("pass", "pass") if passed else ("FAIL", "fail")
+    return ("ok", "pass") if passed else ("FAIL", "fail")
 
 
 def _cell(value: Any) -> str:
