@@ -3,7 +3,7 @@
 Run by hand (never as a timed test; the peers are benchmark-only, see benchmarks/README.md):
 
     .venv/bin/python benchmarks/bench_validate.py [--rows 10000000] [--ge-rows 1000000]
-        [--tools aidlc,polars,pandera,ge] [--data DIR]
+        [--tools aidlc,polars,pandera,ge] [--repeat 3] [--data DIR]
 
 Generates (numpy, seeded) a Parquet file of `--rows` rows x 20 columns (12 float, 4 integer,
 3 categorical, 1 unique string id) and a corrupted copy with known defects, then checks both
@@ -13,19 +13,24 @@ a regex, uniqueness of the id, no duplicate rows, row-count bounds and null frac
 - aidlc: `validate(df, contract)` on the eager polars DataFrame.
 - polars: a plain hand-written polars query computing the same checks.
 - pandera: pandera's polars backend on an eager DataFrame, `lazy=True` to collect all failures.
-- ge: Great Expectations 1.x on pandas. With `--ge-rows` smaller than `--rows` it runs on the
-  first `--ge-rows` rows (with the same defects) and its time is scaled linearly, marked so.
+- ge: Great Expectations 1.x on pandas (text as object and integers as pandas Int64, the types
+  GE 1.x recognises). With `--ge-rows` smaller than `--rows` it runs on the first `--ge-rows`
+  rows (with the same defects) and its time is scaled linearly, marked so.
 
-Each tool runs in its own child process: the file is read untimed, the peak RSS counter is reset
+Each run is a child process of its own: the file is read untimed, the peak RSS counter is reset
 (`/proc/self/clear_refs`), and the child reports the validation time and its peak RSS (VmHWM,
-so it includes the data held in memory). Findings are the failing checks as `check@column`; on
-the corrupted copy every tool must find the same set as aidlc, and the table says whether it did.
+so it includes the data held in memory). Each tool runs `--repeat` times per file (GE once, it
+takes minutes); the table shows the median time and the largest peak. Findings are the failing
+checks as `check@column`; on the corrupted copy every tool must find the same set as aidlc, and
+the table says whether it did.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -290,6 +295,9 @@ def run_ge(path: Path, rows: int | None) -> tuple[Any, Any]:
     # GE 1.x does not recognise pandas 3's default string dtype; give it the classic object one.
     for name in [*CATS, "id"]:
         frame[name] = frame[name].astype(object)
+    # NumPy integers cannot hold nulls (pandas would make them float64): use pandas' Int64.
+    for name in INTS:
+        frame[name] = frame[name].astype("Int64")
     context = gx.get_context(mode="ephemeral")
     source = context.data_sources.add_pandas("bench")
     batch_definition = source.add_dataframe_asset("data").add_batch_definition_whole_dataframe(
@@ -305,7 +313,7 @@ def run_ge(path: Path, rows: int | None) -> tuple[Any, Any]:
 
     types = {
         **{c: ["float64", "Float64"] for c in FLOATS},
-        **{c: ["int64", "Int64"] for c in INTS},
+        **{c: ["Int64Dtype"] for c in INTS},
         **{c: ["str"] for c in [*CATS, "id"]},
     }
     for name, candidates in types.items():
@@ -385,6 +393,7 @@ def _run_child(tool: str, path: Path, ge_rows: int | None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", tool, "--file", str(path)]
     if ge_rows is not None:
         cmd += ["--ge-rows", str(ge_rows)]
+    os.sync()  # so writeback of the generated files does not slow the child
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{tool} failed on {path.name}:\n{proc.stderr[-3000:]}")
@@ -396,6 +405,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--ge-rows", type=int, default=None, help="run GE on this many rows")
     parser.add_argument("--tools", default="aidlc,polars,pandera,ge")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per tool and file (GE: always 1); median shown"
+    )
     parser.add_argument(
         "--data", type=Path, default=None, help="keep (and reuse) the generated files here"
     )
@@ -423,26 +435,37 @@ def main() -> None:
         for tool in tools:
             for label, path in (("clean", clean), ("corrupt", corrupt)):
                 ge_rows = args.ge_rows if tool == "ge" and args.ge_rows else None
-                result = _run_child(tool, path, ge_rows)
+                runs = [
+                    _run_child(tool, path, ge_rows)
+                    for _ in range(1 if tool == "ge" else args.repeat)
+                ]
+                times = sorted(r["seconds"] for r in runs)
+                result = {
+                    **runs[0],
+                    "seconds": statistics.median(times),
+                    "peak_rss": max(r["peak_rss"] for r in runs),
+                }
                 if ge_rows is not None and ge_rows < args.rows:
                     result["seconds"] *= args.rows / result["rows"]
                     result["scaled"] = True
                 results[tool, label] = result
-                print(f"{tool} {label}: {result['seconds']:.2f} s", file=sys.stderr)
+                shown = ", ".join(f"{t:.2f}" for t in times)
+                print(f"{tool} {label}: {shown} s", file=sys.stderr)
     _table(results, tools, size)
 
 
 def _table(results: dict[tuple[str, str], dict[str, Any]], tools: list[str], size: int) -> None:
     base = results.get(("aidlc", "corrupt"), {}).get("failed")
     print(
-        "| tool | clean: s | corrupted: s | × aidlc (clean / corrupted) "
-        "| peak RSS (clean / corrupted) | findings on the corrupted copy |"
+        "| tool | clean: s | corrupted: s | vs aidlc (clean / corrupted) "
+        "| peak RSS (clean / corrupted) | RSS with the data loaded "
+        "| findings on the corrupted copy |"
     )
-    print("|---|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for tool in tools:
         c, k = results[tool, "clean"], results[tool, "corrupt"]
         ratio = " / ".join(
-            f"{r['seconds'] / results['aidlc', label]['seconds']:.1f}×"
+            f"{r['seconds'] / results['aidlc', label]['seconds']:.1f}x"
             if ("aidlc", label) in results
             else "-"
             for r, label in ((c, "clean"), (k, "corrupt"))
@@ -463,7 +486,8 @@ def _table(results: dict[tuple[str, str], dict[str, Any]], tools: list[str], siz
         scaled = " (scaled from a prefix)" if c.get("scaled") else ""
         print(
             f"| {tool}{scaled} | {c['seconds']:.2f} | {k['seconds']:.2f} | {ratio} "
-            f"| {c['peak_rss'] / 2**30:.2f} / {k['peak_rss'] / 2**30:.2f} GiB | {verdict} |"
+            f"| {c['peak_rss'] / 2**30:.2f} / {k['peak_rss'] / 2**30:.2f} GiB "
+            f"| {c['rss_data'] / 2**30:.2f} GiB | {verdict} |"
         )
     print(f"\nData in memory (polars): {size / 2**30:.2f} GiB. Planted: {sorted(EXPECTED)}")
 

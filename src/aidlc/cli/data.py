@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from aidlc.cli.context import console, emit_json, open_workspace
+from aidlc.errors import UsageError
 
 app = typer.Typer(help="The data quality gate: contracts, ingest, versions.", no_args_is_help=True)
 contract_app = typer.Typer(help="Data contracts: draft, set, show.", no_args_is_help=True)
@@ -84,7 +85,7 @@ def ingest(
 
 @app.command("validate")
 def validate(
-    file: Annotated[Path, typer.Argument(help="File to check.")],
+    file: Annotated[Path, typer.Argument(help="File, folder or quoted glob to check.")],
     contract: Annotated[Path, typer.Option(help="Data contract (YAML).")],
     baseline: Annotated[
         str | None, typer.Option(help="NAME@V whose profile is the drift baseline.")
@@ -92,14 +93,39 @@ def validate(
     fmt: FORMAT = None,
     json_out: JSON = False,
     html: HTML = None,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option(help="Where a folder or glob of Parquet partitions is validated."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster for --engine ray (default: $RAY_ADDRESS, else a local one)."
+        ),
+    ] = None,
 ) -> None:
-    """Dry run: validate a file against a contract; stores nothing. Exit 0 pass, 1 fail, 2 unusable."""
+    """Dry run: validate a file against a contract; stores nothing. Exit 0 pass, 1 fail, 2 unusable.
+
+    FILE may also be a folder or a quoted glob ('sales/*.parquet') of Parquet partitions,
+    validated as one dataset, in process or with --engine ray on a Ray cluster.
+    """
     from aidlc.data.ingest import validate_file
     from aidlc.data.report import render_table
 
     given = _load(contract)
+    glob = not file.exists() and any(c in str(file) for c in "*?[")
+    partitioned = engine == "ray" or file.is_dir() or glob
+    if partitioned and fmt not in (None, "parquet"):
+        raise UsageError("a folder, a glob or --engine ray reads Parquet files; drop --format")
     with open_workspace() as ws:
-        report = validate_file(ws, file, given, fmt=fmt, baseline_ref=baseline).to_json()
+        if partitioned:
+            from aidlc.data.engine import validate_dataset
+
+            report = validate_dataset(
+                ws, file, given, engine=engine, baseline_ref=baseline, ray_address=ray_address
+            ).report
+        else:
+            report = validate_file(ws, file, given, fmt=fmt, baseline_ref=baseline).to_json()
     _write_html(html, report, f"{file.name} against {contract.name}")
     if json_out:
         emit_json(report)
@@ -243,7 +269,8 @@ def show(
     out = console()
     out.print(f"[bold]{version.ref}[/]: {version.rows} rows, contract v{version.contract_version}")
     out.print(
-        f"  source {version.source_name} ({version.source_size} bytes, sha256 {version.source_sha256})"
+        f"  source {version.source_name} ({version.source_size} bytes, "
+        f"sha256 {version.source_sha256})"
     )
     out.print(f"  ingested by {version.created_by} at {version.created_at:%Y-%m-%d %H:%M:%S} UTC")
     table = Table("column", "kind", "nulls", "distinct", "min", "max", "mean")

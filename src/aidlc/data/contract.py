@@ -36,7 +36,6 @@ MAX_ALLOWED_VALUES = 10_000
 
 Dtype = Literal["int", "float", "string", "bool", "date", "datetime", "category"]
 Classification = Literal["public", "internal", "pii", "sensitive"]
-DTYPES: tuple[str, ...] = ("int", "float", "string", "bool", "date", "datetime", "category")
 RANGE_DTYPES = frozenset({"int", "float", "date", "datetime"})
 ALLOWED_DTYPES = frozenset({"string", "category", "int"})
 MASKED = frozenset({"pii", "sensitive"})
@@ -92,7 +91,7 @@ def _bound(value: Any, dtype: str) -> int | float | date | datetime:
             )
         ):
             raise ValueError(f"must be a finite number, not {value!r:.60}")
-        return value
+        return float(value)  # so `1` and `1.0` are the same contract
     if dtype == "date":
         if isinstance(value, datetime):
             raise ValueError("must be a date like 2024-01-31, not a date and time")
@@ -275,7 +274,7 @@ class Contract(_Model):
             dtype = self.columns[seen[fresh.column]].dtype
             if dtype not in ("date", "datetime"):
                 raise ValueError(
-                    f"table.freshness.column: {fresh.column!r:.80} is a {dtype} column; "
+                    f"table.freshness.column: {fresh.column!r:.80} has dtype {dtype}; "
                     "freshness needs a date or datetime column"
                 )
         drift = self.table.drift
@@ -391,6 +390,10 @@ def _load_yaml(text: str, source: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise InvalidInput(f"{source} is not valid YAML{where}: {problem}") from None
+    except ValueError as exc:  # PyYAML builds dates eagerly: `2024-13-01` raises here
+        raise InvalidInput(f"{source} is not valid YAML: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise InvalidInput(f"{source} is not valid YAML: nested too deeply") from None
 
 
 def contract_json_schema() -> dict[str, Any]:
@@ -406,7 +409,7 @@ def contract_json_schema() -> dict[str, Any]:
 _PII_NAME = re.compile(
     r"e_?mail|phone|mobile|(^|_)fax|(^|_|first|last|full|middle|sur|given|user)name($|_)"
     r"|^name$|ssn|social_?sec|passport|national_?id|tax_?id|address|street|zip_?code|postcode"
-    r"|postal|birth|(^|_)dob($|_)|(^|_)ip_?addr|iban|card_?num|credit_?card|licen[cs]e_?num"
+    r"|postal|(^|_)zip($|_)|birth|(^|_)(dob|born)($|_)|(^|_)ip_?addr|iban|card_?num|credit_?card|licen[cs]e_?num"
     r"|(customer|user|patient|person|member|client|employee|subject|account|citizen)_?id",
     re.IGNORECASE,
 )
@@ -500,7 +503,7 @@ def infer_contract(df: pl.DataFrame, *, name: str | None = None) -> Contract:
     return Contract(
         name=name,
         columns=columns,
-        table=TableChecks(min_rows=1, no_duplicate_rows=not duplicates),
+        table=TableChecks(min_rows=1 if rows else 0, no_duplicate_rows=not duplicates),
     )
 
 

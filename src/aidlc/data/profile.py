@@ -56,7 +56,10 @@ HLL_PRECISION = 14
 
 _KINDS = ("numeric", "categorical", "other")
 _MAX_SAFE = 2**53 - 1
-_CHUNK = 1 << 20
+# Values per step of the vectorised loops: small enough for temporaries to stay in cache.
+_CHUNK = 1 << 16
+# Values per sketch histogram update: a bincount costs as much as its 2**18 codes.
+_BLOCK = 1 << 20
 
 # ---------------------------------------------------------------- quantile sketch layout
 # DDSketch's linearly interpolated mapping: a value's bucket is the top 18 bits of its IEEE-754
@@ -150,33 +153,47 @@ def _hash_strings(array: pa.Array) -> _U64:
 
 
 def _hash_string_words(offsets: _I64, data: npt.NDArray[np.uint8], out: _U64) -> None:
-    """`_hash_strings` for strings that all end at least 7 bytes before the end of `data`."""
+    """`_hash_strings` for strings that all end at least 7 bytes before the end of `data`.
+
+    Works word slot by word slot: slot j reads bytes 8j..8j+7 of every string that long, one
+    vectorised pass per slot; the last few long strings are then finished one at a time.
+    """
     windows = np.ndarray((data.size - 7,), dtype="<u8", buffer=data, strides=(1,))
     lengths = np.diff(offsets)
-    n = lengths.size
-    step = max(1, _CHUNK // (int(lengths.mean()) // 8 + 1))
-    for a in range(0, n, step):
-        lens = lengths[a : a + step]
+    for a in range(0, lengths.size, _CHUNK):
+        lens = lengths[a : a + _CHUNK]
         starts = offsets[a : a + lens.size]
-        words_per = (lens + 7) >> 3
-        has = words_per > 0
         sums = np.zeros(lens.size, dtype=np.uint64)
-        if has.any():
-            first = np.cumsum(words_per) - words_per
-            index = np.arange(int(words_per.sum()), dtype=np.int64)
-            index -= np.repeat(first, words_per)
-            position = np.repeat(starts, words_per)
-            position += 8 * index
-            words = windows[position]
-            last = (first + words_per - 1)[has]
-            words[last] &= _TAIL_MASKS[(lens - 8 * (words_per - 1))[has]]
-            steps = index.view(np.uint64)
-            steps += np.uint64(1)
-            steps *= _WORD_STEP
-            words ^= steps
-            sums[has] = np.add.reduceat(_fmix64(words, position.view(np.uint64)), first[has])
+        going = np.flatnonzero(lens > 0)
+        j = 0
+        while going.size > 16:
+            every = going.size == lens.size  # skip fancy indexing while all strings take part
+            remaining = (lens if every else lens[going]) - 8 * j
+            words = windows[(starts if every else starts[going]) + 8 * j]
+            if remaining.min() < 8:
+                words &= _TAIL_MASKS[np.minimum(remaining, 8)]
+            words ^= np.uint64(((j + 1) * int(_WORD_STEP)) % 2**64)
+            _fmix64(words)
+            if every:
+                sums += words
+            else:
+                sums[going] += words
+            going = going[remaining > 8]
+            j += 1
+        if going.size:
+            rest = [_word_sum(windows, int(starts[i]), int(lens[i]), j) for i in going]
+            sums[going] += np.array(rest, dtype=np.uint64)
         sums += (lens + 1).view(np.uint64) * _LENGTH_STEP
         out[a : a + lens.size] = _fmix64(sums)
+
+
+def _word_sum(windows: _U64, start: int, length: int, first: int) -> np.uint64:
+    """Σ fmix64(w_j ^ (j+1)·K1) over the words of one string from slot `first` on."""
+    slots = np.arange(first, (length + 7) // 8, dtype=np.int64)
+    words = windows[start + 8 * slots]
+    words[-1] &= _TAIL_MASKS[min(length - 8 * int(slots[-1]), 8)]
+    words ^= (slots + 1).view(np.uint64) * _WORD_STEP
+    return _fmix64(words).sum(dtype=np.uint64)  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------- quantile sketch
@@ -258,8 +275,8 @@ class _Buckets:
         raw = doc["counts"]
         if not isinstance(raw, list) or len(raw) > MAX_BUCKETS:
             raise InvalidInput(f"{what}: counts must be a list of at most {MAX_BUCKETS} integers")
-        if any(type(c) is not int or not 0 <= c <= _MAX_SAFE for c in raw):
-            raise InvalidInput(f"{what}: counts must be integers in 0..2**53-1")
+        if any(type(c) is not int or c < 0 for c in raw) or sum(raw) > _MAX_SAFE:
+            raise InvalidInput(f"{what}: counts must be integers >= 0 adding up to < 2**53")
         if not raw:
             if offset != 0:
                 raise InvalidInput(f"{what}: an empty bucket list has offset 0")
@@ -283,11 +300,6 @@ class QuantileSketch:
     zeros: int
     positive: _Buckets
     negative: _Buckets
-
-    @classmethod
-    def empty(cls) -> QuantileSketch:
-        none = _Buckets.build(0, np.zeros(0, dtype=np.int64))
-        return cls(0, none, none)
 
     @classmethod
     def _from_codes(cls, histogram: _I64) -> QuantileSketch:
@@ -424,24 +436,23 @@ class HyperLogLog:
     registers: npt.NDArray[np.uint8]
 
     @classmethod
-    def empty(cls) -> HyperLogLog:
-        registers = np.zeros(_M, dtype=np.uint8)
-        registers.flags.writeable = False
-        return cls(registers)
-
-    @classmethod
     def of_hashes(cls, hashes: _U64) -> HyperLogLog:
-        registers = np.zeros(_M, dtype=np.uint64)
+        lowest = _no_hashes()
         scratch = _Scratch(min(hashes.size, _CHUNK))
         for a in range(0, hashes.size, _CHUNK):
-            _add_hashes(registers, hashes[a : a + _CHUNK].copy(), scratch)
-        return cls._of_registers(registers)
+            _add_hashes(lowest, hashes[a : a + _CHUNK].copy(), scratch)
+        return cls._of_lowest(lowest)
 
     @classmethod
-    def _of_registers(cls, registers: npt.NDArray[Any]) -> HyperLogLog:
-        small = registers.astype(np.uint8)
-        small.flags.writeable = False
-        return cls(small)
+    def _of_lowest(cls, lowest: _U64) -> HyperLogLog:
+        """Registers from each register's smallest low-50-bit remainder (2**50: no hash)."""
+        # rank = leading zeros of the 50-bit remainder + 1 = 51 - bit_length; integers below
+        # 2**53 convert to float64 exactly, and the exponent field is bit_length + 1022 (0 for 0).
+        exponent = lowest.astype(np.float64).view(np.uint64) >> np.uint64(52)
+        rank = np.minimum(np.uint64(_RANK_BITS + 1023) - exponent, np.uint64(_RANK_BITS + 1))
+        registers = np.where(lowest > _RANK_MASK, 0, rank).astype(np.uint8)
+        registers.flags.writeable = False
+        return cls(registers)
 
     def merge(self, other: HyperLogLog) -> HyperLogLog:
         registers = np.maximum(self.registers, other.registers)
@@ -497,7 +508,7 @@ class HyperLogLog:
 
 
 class _Scratch:
-    """Reused chunk-sized buffers: fresh 8 MB arrays per operation cost more than the work."""
+    """Chunk-sized buffers reused by every step, so temporaries stay in cache."""
 
     def __init__(self, size: int) -> None:
         self.u1 = np.empty(size, dtype=np.uint64)
@@ -507,19 +518,18 @@ class _Scratch:
         self.f2 = np.empty(size, dtype=np.float64)
 
 
-def _add_hashes(registers: _U64, hashes: _U64, scratch: _Scratch) -> None:
-    """Fold hashes into 64-bit registers (hashes are overwritten)."""
-    n = hashes.size
-    index = np.right_shift(hashes, np.uint64(_RANK_BITS), out=scratch.u3[:n]).view(np.int64)
-    # rank = leading zeros of the low 50 bits + 1; 50-bit integers convert to float64 exactly,
-    # and the float's exponent field is floor(log2) + 1023 (0 for zero).
-    np.bitwise_and(hashes, _RANK_MASK, out=hashes)
-    floats = scratch.f2[:n]
-    floats[...] = hashes
-    rank = np.right_shift(floats.view(np.uint64), np.uint64(52), out=hashes)
-    np.subtract(np.uint64(_RANK_BITS + 1023), rank, out=rank)
-    np.minimum(rank, np.uint64(_RANK_BITS + 1), out=rank)
-    np.maximum.at(registers, index, rank)
+def _no_hashes() -> _U64:
+    return np.full(_M, np.uint64(1 << _RANK_BITS), dtype=np.uint64)
+
+
+def _add_hashes(lowest: _U64, hashes: _U64, scratch: _Scratch) -> None:
+    """Keep, per register (top 14 bits), the smallest remainder (low 50 bits); overwrites hashes.
+
+    A register's rank falls as its remainder grows, so the smallest remainder gives the highest
+    rank, and ranks are computed once per register instead of once per value.
+    """
+    index = np.right_shift(hashes, np.uint64(_RANK_BITS), out=scratch.u3[: hashes.size])
+    np.minimum.at(lowest, index.view(np.int64), np.bitwise_and(hashes, _RANK_MASK, out=hashes))
 
 
 # ---------------------------------------------------------------- column and dataset profiles
@@ -605,16 +615,17 @@ class ColumnProfile:
     def quantile(self, q: float) -> float | None:
         """Approximate q-quantile of a numeric column (None if not numeric or empty).
 
-        The answer is within `RELATIVE_ACCURACY` (1%) of the exact value at rank floor(q·(n-1))
+        The answer is within `RELATIVE_ACCURACY` (1/129) of the exact value at rank floor(q·(n-1))
         — numpy's `method="lower"` — and never outside [min, max].
         """
         if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 <= q <= 1.0:
             raise InvalidInput("quantile: q must be a number in [0, 1]")
-        if self.sketch is None or self.count == 0:
+        if self.sketch is None or self.count == 0 or self.min is None or self.max is None:
             return None
-        value = self.sketch.quantile(q)
-        if value is None or self.min is None or self.max is None:
-            return value
+        rank = math.floor(q * (self.count - 1))
+        if rank in (0, self.count - 1):  # the extremes are known exactly
+            return float(self.min if rank == 0 else self.max)
+        value = _require(self.sketch.quantile(q))
         return float(min(max(value, self.min), self.max))
 
     def variance(self) -> float | None:
@@ -888,12 +899,15 @@ def profile_frame(
         raise InvalidInput(
             f"categorical names column(s) not in the data: {', '.join(map(repr, unknown[:5]))}"
         )
+    # Text columns take longest (hashing strings), so they start first and do not finish last.
+    order = sorted(df.columns, key=lambda name: df.schema[name] != pl.String)
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        futures = [
-            pool.submit(_profile_series, df.get_column(name), name in forced) for name in df.columns
-        ]
-        columns = [future.result() for future in futures]
-    return DatasetProfile(rows=df.height, columns={c.name: c for c in columns})
+        futures = {
+            name: pool.submit(_profile_series, df.get_column(name), name in forced)
+            for name in order
+        }
+        columns = {name: futures[name].result() for name in df.columns}
+    return DatasetProfile(rows=df.height, columns=columns)
 
 
 def _profile_series(series: pl.Series, forced: bool) -> ColumnProfile:
@@ -901,15 +915,6 @@ def _profile_series(series: pl.Series, forced: bool) -> ColumnProfile:
 
     dtype = series.dtype
     if forced or dtype in (pl.String, pl.Boolean) or isinstance(dtype, (pl.Categorical, pl.Enum)):
-        if not (
-            dtype.is_integer()
-            or dtype in (pl.String, pl.Boolean)
-            or isinstance(dtype, (pl.Categorical, pl.Enum))
-        ):
-            raise InvalidInput(
-                f"column {series.name!r}: cannot profile {dtype} as categorical",
-                hint="only integer, string, categorical, enum and boolean columns can be",
-            )
         return _profile_categorical(series)
     if dtype.is_numeric() or dtype.is_temporal():
         return _profile_numeric(series)
@@ -980,8 +985,9 @@ def _profile_numeric(series: pl.Series) -> ColumnProfile:
 def _numeric_stats(values: npt.NDArray[Any], hash_bits: _U64 | None) -> dict[str, Any]:
     """Min, max, moments, sketch and distinct sketch of finite values, one chunk at a time."""
     histogram = np.zeros(_CODES, dtype=np.int64)
-    registers = np.zeros(_M, dtype=np.uint64)
+    lowest = _no_hashes()
     scratch = _Scratch(min(values.size, _CHUNK))
+    codes = np.empty(min(values.size, _BLOCK), dtype=np.uint64)
     n = 0
     mean: float | None = None
     m2: float | None = None
@@ -998,7 +1004,9 @@ def _numeric_stats(values: npt.NDArray[Any], hash_bits: _U64 | None) -> dict[str
                 floats[...] = chunk
             chunk_mean = float(floats.sum()) / size
             deviations = np.subtract(floats, chunk_mean, out=scratch.f2[:size])
-            chunk_m2 = float(np.dot(deviations, deviations))
+            chunk_m2 = float(
+                np.square(deviations, out=deviations).sum()
+            )  # not BLAS: its threads spin
             part: tuple[int, float | None, float | None] = (size, None, None)
             if math.isfinite(chunk_mean) and math.isfinite(chunk_m2):
                 part = (size, chunk_mean, chunk_m2)
@@ -1008,49 +1016,62 @@ def _numeric_stats(values: npt.NDArray[Any], hash_bits: _U64 | None) -> dict[str
             lo = low if lo is None else min(lo, low)
             hi = high if hi is None else max(hi, high)
             bits = np.add(floats, 0.0, out=scratch.f2[:size]).view(np.uint64)  # -0.0 -> 0.0
-            codes = np.right_shift(bits, _CODE_SHIFT, out=scratch.u1[:size])
-            histogram += np.bincount(codes.view(np.int64), minlength=_CODES)
+            np.right_shift(bits, _CODE_SHIFT, out=codes[a % _BLOCK : a % _BLOCK + size])
+            if (a + size) % _BLOCK == 0 or a + size == values.size:
+                filled = codes[: (a % _BLOCK) + size].view(np.int64)
+                histogram += np.bincount(filled, minlength=_CODES)
             words = bits if hash_bits is None else hash_bits[a : a + size]
             hashes = _hash_words(words, out=scratch.u1, scratch=scratch.u2)
-            _add_hashes(registers, hashes, scratch)
+            _add_hashes(lowest, hashes, scratch)
     return {
         "min": lo,
         "max": hi,
         "mean": mean,
         "m2": m2,
         "sketch": QuantileSketch._from_codes(histogram),
-        "hll": HyperLogLog._of_registers(registers),
+        "hll": HyperLogLog._of_lowest(lowest),
     }
 
 
 def _profile_categorical(series: pl.Series) -> ColumnProfile:
+    """Category counts and distinct sketch; values are identified by their text (numbers keep
+    their own hash, of their 64-bit pattern, which the text would only slow down)."""
     import polars as pl
 
     dtype = series.dtype
+    label = "Enum" if isinstance(dtype, pl.Enum) else str(dtype)
+    numbers = dtype.is_integer() or dtype.is_float()
+    if not (
+        numbers or dtype in (pl.String, pl.Boolean) or isinstance(dtype, (pl.Categorical, pl.Enum))
+    ):
+        try:
+            series = series.cast(pl.String)
+        except pl.exceptions.PolarsError:
+            raise InvalidInput(
+                f"column {series.name!r}: cannot profile {dtype} as categorical",
+                hint="only columns with a text form (numbers, strings, dates, ...) can be",
+            ) from None
     nulls = series.null_count()
     present = series.drop_nulls().alias("value")
     count = len(present)
-    label = "Enum" if isinstance(dtype, pl.Enum) else str(dtype)
-    integers = dtype.is_integer()
     high_cardinality = (
-        (integers or dtype == pl.String)
+        (numbers or series.dtype == pl.String)
         and count > _EXACT_GROUPING_LIMIT
         and cast(int, present.approx_n_unique()) > _EXACT_GROUPING_LIMIT
     )
     if high_cardinality:
-        hashes = _hash_values(present, integers)
+        hashes = _hash_values(present)
         hll = HyperLogLog.of_hashes(hashes)
         table = _heavy_hitters(present, hashes, count)
     else:
         table = present.value_counts(name="n")
-        hll = HyperLogLog.of_hashes(_hash_values(table["value"], integers))
+        hll = HyperLogLog.of_hashes(_hash_values(table["value"]))
     keys = table["value"].cast(pl.String)
-    short = keys.str.len_chars() <= MAX_VALUE_CHARS
-    listed = table.with_columns(keys).filter(short)
+    listed = table.with_columns(keys).filter(keys.str.len_chars() <= MAX_VALUE_CHARS)
     if listed.height > CATEGORY_CAP:
         listed = listed.top_k(CATEGORY_CAP, by=["n", "value"], reverse=[False, True])
     counts, _ = _canonical_counts(
-        list(zip(listed["value"].to_list(), listed["n"].to_list(), strict=True))
+        zip(listed["value"].to_list(), listed["n"].to_list(), strict=True)
     )
     return ColumnProfile(
         name=series.name,
@@ -1064,14 +1085,24 @@ def _profile_categorical(series: pl.Series) -> ColumnProfile:
     )
 
 
-def _hash_values(values: pl.Series, integers: bool) -> _U64:
+def _hash_values(values: pl.Series) -> _U64:
+    """Stable hashes: of the 64-bit pattern of numbers, of the UTF-8 bytes of anything else."""
     import polars as pl
 
-    if integers:
-        if values.dtype == pl.UInt64:
-            return _hash_words(values.to_numpy().view(np.uint64))
-        return _hash_words(values.cast(pl.Int64).to_numpy().view(np.uint64))
-    return _hash_strings(values.cast(pl.String).to_arrow())
+    dtype = values.dtype
+    if not (dtype.is_integer() or dtype.is_float()):
+        return _hash_strings(values.cast(pl.String).to_arrow())
+    if dtype == pl.UInt64:
+        bits = values.to_numpy().view(np.uint64)
+    elif dtype.is_integer():
+        bits = values.cast(pl.Int64).to_numpy().view(np.uint64)
+    else:
+        bits = (values.cast(pl.Float64).to_numpy() + 0.0).view(np.uint64)  # -0.0 -> 0.0
+    out = np.empty(bits.size, dtype=np.uint64)
+    scratch = np.empty(min(bits.size, _CHUNK), dtype=np.uint64)
+    for a in range(0, bits.size, _CHUNK):
+        _hash_words(bits[a : a + _CHUNK], out=out[a : a + _CHUNK], scratch=scratch)
+    return out
 
 
 def _heavy_hitters(values: pl.Series, hashes: _U64, count: int) -> pl.DataFrame:

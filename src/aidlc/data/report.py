@@ -89,7 +89,7 @@ def render_table(report: dict[str, Any]) -> Any:
         report.get("checks", []), key=lambda c: (c.get("passed") is not False, c.get("check", ""))
     )
     for check in checks:
-        label, css = _outcome(check.get("passed"))
+        label, _ = _outcome(check.get("passed"))
         style = _STYLE[label]
         # Data values may contain Rich markup; escape everything that came from the file.
         table.add_row(

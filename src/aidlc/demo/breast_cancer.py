@@ -67,8 +67,9 @@ def contract(df: Any) -> dict[str, Any]:
 
 
 def write_files(folder: Path) -> tuple[Path, Path]:
-    """Write the first 400 patients as the good CSV and the other 169 as a broken batch (a negative radius, a missing and an unknown
-    diagnosis, a malformed id, a duplicated row); returns their paths."""
+    """Write the first 400 patients as the good CSV and the other 169 as a broken batch
+    (a negative radius, a missing and an unknown diagnosis, a malformed id, a duplicated row);
+    returns their paths."""
     import polars as pl
 
     df = frame()
