@@ -30,6 +30,7 @@ __all__ = [
     "CATEGORY_CAP",
     "FORMAT_VERSION",
     "HLL_PRECISION",
+    "MAX_BUCKETS",
     "MAX_VALUE_CHARS",
     "RELATIVE_ACCURACY",
     "ColumnProfile",
@@ -1004,9 +1005,8 @@ def _numeric_stats(values: npt.NDArray[Any], hash_bits: _U64 | None) -> dict[str
                 floats[...] = chunk
             chunk_mean = float(floats.sum()) / size
             deviations = np.subtract(floats, chunk_mean, out=scratch.f2[:size])
-            chunk_m2 = float(
-                np.square(deviations, out=deviations).sum()
-            )  # not BLAS: its threads spin
+            # Not np.dot: BLAS threads would spin on the cores the other columns need.
+            chunk_m2 = float(np.square(deviations, out=deviations).sum())
             part: tuple[int, float | None, float | None] = (size, None, None)
             if math.isfinite(chunk_mean) and math.isfinite(chunk_m2):
                 part = (size, chunk_mean, chunk_m2)
