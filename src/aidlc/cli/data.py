@@ -147,20 +147,12 @@ def contract_infer(
     """Draft a contract from a sample; review it before using it (no workspace needed)."""
     from aidlc.core.config import DataConfig
     from aidlc.data.contract import infer_contract
-    from aidlc.data.formats import detect_format, read_table
+    from aidlc.data.formats import read_file
     from aidlc.errors import InvalidInput
 
     if not file.is_file():
         raise InvalidInput(f"cannot read {file}: no such file")
-    found, gz = detect_format(file.name, fmt)
-    limits = DataConfig()
-    df = read_table(
-        file,
-        found,
-        gz=gz,
-        max_decompressed=limits.max_decompressed_bytes,
-        max_columns=limits.max_columns,
-    )
+    df = read_file(file, DataConfig(), fmt=fmt)
     text = infer_contract(df, name=name).to_yaml()
     header = f"# Drafted by `aidlc data contract infer` from {file.name}; review before use.\n"
     if output:

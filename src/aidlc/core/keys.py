@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from aidlc.core.files import fsync_dir, make_private_dirs
 from aidlc.errors import Conflict, IntegrityError, KeyUnavailable, UsageError
 
 __all__ = [
@@ -125,7 +126,7 @@ class FileKeyProvider:
         path = Path(path)
         if path.exists():
             raise Conflict(f"a key ring already exists at {path}", hint="open it instead")
-        _make_private_dirs(path.parent)
+        make_private_dirs(path.parent)
         seal = _Seal.new(passphrase) if passphrase is not None else None
         provider = cls(path, current="k1", versions=[_new_version("k1")], seal=seal)
         tmp = provider._write_temp(provider._current, provider._versions)
@@ -135,7 +136,7 @@ class FileKeyProvider:
             raise Conflict(f"a key ring already exists at {path}", hint="open it instead") from None
         finally:
             tmp.unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return provider
 
     @classmethod
@@ -183,7 +184,7 @@ class FileKeyProvider:
             versions = [*self._versions, _new_version(new_id)]
             tmp = self._write_temp(new_id, versions)
             os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             # Only a version safely on disk may wrap data keys.
             self._current, self._versions = new_id, versions
         return new_id
@@ -430,27 +431,6 @@ def _b64encode(data: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create `directory` and missing parents with mode 0700, leaving existing ones alone."""
-    missing = []
-    while not directory.exists():
-        missing.append(directory)
-        directory = directory.parent
-    for new in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            new.mkdir(mode=0o700)
-            os.chmod(new, 0o700)
-            _fsync_dir(new.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
+from aidlc.core.files import fsync_dir, make_private_dirs
 from aidlc.errors import ConfigError, Conflict, InvalidInput, NotFound, UsageError
 
 __all__ = ["LocalObjectStore", "ObjectStore", "S3ObjectStore", "check_key", "s3_client"]
@@ -110,7 +111,7 @@ class LocalObjectStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._temp = self.root / self.TEMP_DIR
-        _make_private_dirs(self._temp)
+        make_private_dirs(self._temp)
 
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
@@ -125,13 +126,13 @@ class LocalObjectStore:
                 out.flush()
                 os.fsync(out.fileno())
             try:
-                _make_private_dirs(final.parent)
+                make_private_dirs(final.parent)
                 os.link(temp, final)
             except FileExistsError:
                 raise Conflict(f"object {key} already exists; objects are immutable") from None
             except NotADirectoryError:
                 raise Conflict(f"object key {key} runs through an existing object") from None
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
@@ -151,7 +152,7 @@ class LocalObjectStore:
             path.unlink()
         except (FileNotFoundError, NotADirectoryError):
             return
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def exists(self, key: str) -> bool:
         try:
@@ -198,27 +199,6 @@ class LocalObjectStore:
                 yield from self._walk(Path(entry.path), key)
             elif entry.is_file(follow_symlinks=False):
                 yield key
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create `directory` and missing parents with mode 0700 and make their entries durable."""
-    missing = []
-    while not directory.is_dir():
-        missing.append(directory)
-        directory = directory.parent
-    for new in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            new.mkdir(mode=0o700)
-            os.chmod(new, 0o700)
-            _fsync_dir(new.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from aidlc.errors import InvalidInput
 if TYPE_CHECKING:
     import polars as pl
 
+    from aidlc.core.config import DataConfig
+
 FORMATS = ("csv", "parquet", "jsonl")
 _SUFFIXES = {
     ".csv": "csv",
@@ -125,3 +127,17 @@ def copy_limited(src: Path, dst: Path, limit: int) -> int:
         raise InvalidInput(f"the file is {size} bytes; the limit is {limit} (data.max_file_bytes)")
     shutil.copyfile(src, dst)
     return size
+
+
+def read_file(
+    path: Path, limits: DataConfig, *, name: str | None = None, fmt: str | None = None
+) -> pl.DataFrame:
+    """Detect the format from `name` (default: the path's name) and read under `limits`."""
+    found, gz = detect_format(name or path.name, fmt)
+    return read_table(
+        path,
+        found,
+        gz=gz,
+        max_decompressed=limits.max_decompressed_bytes,
+        max_columns=limits.max_columns,
+    )

@@ -26,7 +26,7 @@ from aidlc.core import objects
 from aidlc.core.alerts import raise_alert
 from aidlc.core.meta import DatasetRecord, DatasetVersionRecord, IngestRecord
 from aidlc.data import versions
-from aidlc.data.formats import detect_format, read_table
+from aidlc.data.formats import read_file
 from aidlc.errors import AidlcError, Conflict, InvalidInput, UsageError
 
 if TYPE_CHECKING:
@@ -314,15 +314,7 @@ def _gate(
 
     contract, _ = _resolve_contract(ws, dataset, contract)
     pending.contract = contract
-    found, gz = detect_format(result.source_name, fmt)
-    limits = ws.config.data
-    df = read_table(
-        path,
-        found,
-        gz=gz,
-        max_decompressed=limits.max_decompressed_bytes,
-        max_columns=limits.max_columns,
-    )
+    df = read_file(path, ws.config.data, name=result.source_name, fmt=fmt)
     report = validate(df, contract, baseline=_baseline(ws, dataset, contract), now=now)
     clean = report.clean
     hashes = row_hashes(clean) if clean.width else pl.Series("h", [], dtype=pl.UInt64)
@@ -495,15 +487,7 @@ def validate_file(
         raise InvalidInput(f"cannot read {path}: no such file")
     if path.stat().st_size > ws.config.data.max_file_bytes:
         raise InvalidInput(f"{path.name} exceeds data.max_file_bytes")
-    found, gz = detect_format(path.name, fmt)
-    limits = ws.config.data
-    df = read_table(
-        path,
-        found,
-        gz=gz,
-        max_decompressed=limits.max_decompressed_bytes,
-        max_columns=limits.max_columns,
-    )
+    df = read_file(path, ws.config.data, fmt=fmt)
     baseline = versions.read_profile(ws, baseline_ref) if baseline_ref else None
     return validate(df, contract, baseline=baseline, now=now)
 

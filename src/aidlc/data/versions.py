@@ -350,20 +350,12 @@ def _side_profile(
         profile = read_profile(ws, side)
         schema = {c: profile.columns[c].dtype for c in version.columns if c in profile.columns}
         return profile, schema
-    from aidlc.data.formats import detect_format, read_table
+    from aidlc.data.formats import read_file
 
     ws.authorize("data.validate", f"file:{path.name[:100]}")
     if not path.is_file():
         raise InvalidInput(f"{side[:200]!r} is neither NAME@V nor a readable file")
-    fmt, gz = detect_format(path.name)
-    limits = ws.config.data
-    df = read_table(
-        path,
-        fmt,
-        gz=gz,
-        max_decompressed=limits.max_decompressed_bytes,
-        max_columns=limits.max_columns,
-    )
+    df = read_file(path, ws.config.data)
     categorical = None
     if contract is not None:
         from aidlc.data.validate import validate
