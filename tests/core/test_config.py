@@ -71,6 +71,8 @@ def test_settings_override_sections():
 )
 def test_any_yaml_value_is_accepted_or_refused_with_config_error(value):
     try:
-        parse_config(value)
-    except ConfigError:
-        pass
+        config = parse_config(value)
+    except ConfigError as exc:
+        assert str(exc)
+    else:
+        assert parse_config(config.model_dump()) == config

@@ -705,7 +705,8 @@ class _Dataset:
                 + self._example(k, indices, hidden)
             )
         else:
-            raise NotImplementedError(f"partitioned validation cannot merge {kind!r} checks")
+            # Row-level kinds are a closed set fixed by validate.py; reaching here is a bug.
+            raise ValueError(f"unknown row-level check {kind!r}")
         return CheckResult(kind, spec.name, passed, observed, threshold, count, indices, message)
 
     def _example(self, k: int, indices: list[int], hidden: bool) -> str:

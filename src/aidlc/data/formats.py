@@ -7,7 +7,6 @@ checked before parsing and while decompressing, so a gzip bomb stops at the limi
 from __future__ import annotations
 
 import gzip
-import shutil
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -118,15 +117,6 @@ def read_table(
     if len(set(df.columns)) != len(df.columns):
         raise InvalidInput("the file has duplicate column names")
     return df
-
-
-def copy_limited(src: Path, dst: Path, limit: int) -> int:
-    """Copy a file, refusing it when it is larger than `limit` bytes."""
-    size = src.stat().st_size
-    if size > limit:
-        raise InvalidInput(f"the file is {size} bytes; the limit is {limit} (data.max_file_bytes)")
-    shutil.copyfile(src, dst)
-    return size
 
 
 def read_file(
