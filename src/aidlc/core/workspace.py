@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
@@ -247,17 +247,26 @@ class Workspace:
     def _key_context(self, name: str) -> dict[str, str]:
         return {"workspace": self.id, "purpose": "workspace-key", "name": name}
 
+    def _seal(self, name: str, plaintext: bytes) -> tuple[bytes, bytes]:
+        """Envelope-encrypt a workspace key: (wrapped data key, ciphertext), bound to its name."""
+        context = self._key_context(name)
+        data_key, wrapped = self.keys.generate_data_key(context)
+        aad = json.dumps(context, sort_keys=True).encode()
+        return wrapped, crypto.encrypt_bytes(plaintext, key=data_key, associated_data=aad)
+
+    def _unseal(self, rec: WorkspaceKey) -> bytes:
+        context = self._key_context(rec.name)
+        data_key = self.keys.unwrap(bytes(rec.wrapped_key), context)
+        aad = json.dumps(context, sort_keys=True).encode()
+        return crypto.decrypt_bytes(bytes(rec.ciphertext), key=data_key, associated_data=aad)
+
     def _store_private_key(self, name: str, key: Ed25519PrivateKey) -> None:
         raw = key.private_bytes(
             serialization.Encoding.Raw,
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        context = self._key_context(name)
-        data_key, wrapped = self.keys.generate_data_key(context)
-        sealed = crypto.encrypt_bytes(
-            raw, key=data_key, associated_data=json.dumps(context, sort_keys=True).encode()
-        )
+        wrapped, sealed = self._seal(name, raw)
         public = key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
@@ -279,26 +288,15 @@ class Workspace:
             rec = session.get(WorkspaceKey, name)
         if rec is None:
             raise IntegrityError(f"the workspace key {name!r} is missing")
-        context = self._key_context(name)
-        data_key = self.keys.unwrap(bytes(rec.wrapped_key), context)
-        raw = crypto.decrypt_bytes(
-            bytes(rec.ciphertext),
-            key=data_key,
-            associated_data=json.dumps(context, sort_keys=True).encode(),
-        )
-        return Ed25519PrivateKey.from_private_bytes(raw)
+        return Ed25519PrivateKey.from_private_bytes(self._unseal(rec))
 
     def secret(self, name: str) -> bytes:
         """A 256-bit workspace secret (for example the key of keyed hashes), created on first use
         and kept envelope-encrypted like the workspace's private keys."""
-        context = self._key_context(name)
-        aad = json.dumps(context, sort_keys=True).encode()
         with self.db.reading() as session:
             rec = session.get(WorkspaceKey, name)
         if rec is None:
-            value = os.urandom(32)
-            data_key, wrapped = self.keys.generate_data_key(context)
-            sealed = crypto.encrypt_bytes(value, key=data_key, associated_data=aad)
+            wrapped, sealed = self._seal(name, os.urandom(32))
             try:
                 with self.db.transaction() as session:
                     session.add(
@@ -318,8 +316,7 @@ class Workspace:
                 raise IntegrityError(f"the workspace secret {name!r} could not be created")
         if rec.algorithm != "secret-256":
             raise IntegrityError(f"the workspace key {name!r} is not a secret")
-        data_key = self.keys.unwrap(bytes(rec.wrapped_key), context)
-        return crypto.decrypt_bytes(bytes(rec.ciphertext), key=data_key, associated_data=aad)
+        return self._unseal(rec)
 
     @cached_property
     def _audit_key(self) -> Ed25519PrivateKey:
@@ -343,7 +340,10 @@ class Workspace:
             problem = "malformed token"
         else:
             digest = auth.hash_token(token)
-            with self.db.transaction() as session:
+            # A read: authentication is on every command's and request's path, and must not take
+            # the write lock; last use is written separately, at most once a minute per token.
+            touch = False
+            with self.db.reading() as session:
                 rec = session.execute(
                     select(TokenRecord).where(TokenRecord.token_hash == digest)
                 ).scalar_one_or_none()
@@ -359,11 +359,10 @@ class Workspace:
                     elif owner.disabled:
                         problem = f"principal {owner.name} is disabled"
                     else:
-                        if (
+                        touch = (
                             rec.last_used_at is None
                             or now - rec.last_used_at > _LAST_USED_RESOLUTION
-                        ):
-                            rec.last_used_at = now
+                        )
                         principal = auth.Principal(
                             id=owner.id,
                             name=owner.name,
@@ -371,6 +370,13 @@ class Workspace:
                             roles=frozenset(r.role for r in owner.roles),
                             token_id=rec.id,
                         )
+            if principal is not None and touch:
+                with self.db.transaction() as session:
+                    session.execute(
+                        update(TokenRecord)
+                        .where(TokenRecord.id == principal.token_id)
+                        .values(last_used_at=now)
+                    )
         if principal is None:
             self.audit.record(
                 actor=actor,
