@@ -27,13 +27,14 @@ from aidlc.core.alerts import raise_alert
 from aidlc.core.meta import DatasetRecord, DatasetVersionRecord, IngestRecord
 from aidlc.data import versions
 from aidlc.data.formats import read_file
-from aidlc.errors import AidlcError, Conflict, InvalidInput, UsageError
+from aidlc.errors import AidlcError, Conflict, InvalidInput, NotFound, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
 
     from aidlc.core.workspace import Workspace
     from aidlc.data.contract import Contract
+    from aidlc.data.profile import DatasetProfile
     from aidlc.data.validate import ValidationReport
 
 # Checks that judge the whole file: when one fails, no row can be kept.
@@ -107,55 +108,33 @@ def load_contract_file(path: Path) -> Contract:
     return load_contract(path)
 
 
-def _resolve_contract(ws: Workspace, name: str, given: Contract | None) -> tuple[Contract, bool]:
-    """The contract to check against, and whether it is new for this dataset."""
-    from aidlc.data.contract import parse_contract
-
-    with ws.db.reading() as session:
-        ds = versions.dataset_record(session, name)
-        current = None
-        if ds is not None:
-            from aidlc.core.meta import ContractRecord
-
-            current = session.execute(
-                select(ContractRecord).where(
-                    ContractRecord.dataset_id == ds.id,
-                    ContractRecord.version == ds.contract_version,
-                )
-            ).scalar_one()
-    if current is None:
+def _resolve_contract(ws: Workspace, name: str, given: Contract | None) -> Contract:
+    """The contract to check against: the dataset's current one, or `given` for a new dataset."""
+    try:
+        current = versions.contract_version(ws, name)
+    except NotFound:
         if given is None:
             raise UsageError(
                 f"dataset {name!r} is new: name its data contract with --contract FILE "
                 "(draft one with `aidlc data contract infer FILE`)"
-            )
-        return given, True
-    import yaml
-
-    stored = parse_contract(yaml.safe_load(current.body), source=f"{name} contract")
+            ) from None
+        return given
     if given is not None and given.fingerprint() != current.fingerprint:
         raise UsageError(
             f"dataset {name!r} already has a different contract; "
             f"replace it with `aidlc data contract set {name} FILE` first"
         )
-    return stored, False
+    return current.contract()
 
 
-def _baseline(ws: Workspace, name: str, contract: Contract) -> Any:
+def _baseline(ws: Workspace, name: str, contract: Contract) -> DatasetProfile | None:
+    """The latest version's profile, when the contract checks drift and a version exists."""
     if contract.table is None or contract.table.drift is None:
         return None
-    with ws.db.reading() as session:
-        ds = versions.dataset_record(session, name)
-        if ds is None:
-            return None
-        has = session.execute(
-            select(func.count(DatasetVersionRecord.id)).where(
-                DatasetVersionRecord.dataset_id == ds.id
-            )
-        ).scalar()
-    if not has:
+    try:
+        return versions.read_profile(ws, f"{name}@latest")
+    except NotFound:
         return None
-    return versions.read_profile(ws, f"{name}@latest")
 
 
 def _previous_hashes(ws: Workspace, name: str) -> pl.Series | None:
@@ -186,7 +165,7 @@ def _cross_version_duplicates(
 
     if previous is None or hashes.len() == 0:
         return
-    repeated = hashes.is_in(previous.implode() if hasattr(previous, "implode") else previous)
+    repeated = hashes.is_in(previous.implode())
     count = int(repeated.sum())
     enforce = bool(contract.table is not None and contract.table.no_duplicate_rows)
     indices = [int(i) for i in repeated.arg_true().head(20).to_list()]
@@ -312,7 +291,7 @@ def _gate(
 
     from aidlc.data.validate import validate
 
-    contract, _ = _resolve_contract(ws, dataset, contract)
+    contract = _resolve_contract(ws, dataset, contract)
     pending.contract = contract
     df = read_file(path, ws.config.data, name=result.source_name, fmt=fmt)
     report = validate(df, contract, baseline=_baseline(ws, dataset, contract), now=now)

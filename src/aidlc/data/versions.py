@@ -223,6 +223,14 @@ class ContractVersion:
             "contract": self.body,
         }
 
+    def contract(self) -> Contract:
+        """The stored contract, parsed."""
+        import yaml
+
+        from aidlc.data.contract import parse_contract
+
+        return parse_contract(yaml.safe_load(self.body), source=f"{self.dataset} contract")
+
 
 def contract_version(ws: Workspace, name: str, version: int | None = None) -> ContractVersion:
     """A dataset's contract: the current one, or an earlier version."""
@@ -370,17 +378,12 @@ def _side_profile(
 
 def diff(ws: Workspace, reference: str, current: str) -> dict[str, Any]:
     """Schema changes and per-column drift (PSI) between two versions, or a version and a file."""
-    import yaml
-
-    from aidlc.data.contract import parse_contract
     from aidlc.data.profile import psi
 
     contract = None
     for side in (reference, current):
         if "@" in side:
-            name, _ = parse_ref(side)
-            body = contract_version(ws, name).body
-            contract = parse_contract(yaml.safe_load(body), source=f"{name} contract")
+            contract = contract_version(ws, parse_ref(side)[0]).contract()
             break
     ref_profile, ref_schema = _side_profile(ws, reference, contract)
     cur_profile, cur_schema = _side_profile(ws, current, contract)
