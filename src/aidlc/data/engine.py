@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -27,8 +27,6 @@ import numpy.typing as npt
 from aidlc.data.contract import (
     ColumnSpec,
     Contract,
-    Drift,
-    Freshness,
     TableChecks,
     parse_contract,
 )
@@ -41,13 +39,13 @@ from aidlc.data.validate import (
     MAX_INDICES,
     MAX_SAMPLES,
     CheckResult,
-    _age,
     _jsonable,
     _n,
     _plan_cast,
     _preview,
     _scalar,
     cast_column,
+    table_checks,
     validate,
 )
 from aidlc.errors import AidlcError, ConfigError, InvalidInput, UsageError
@@ -755,101 +753,17 @@ class _Dataset:
     # -- table-level, from the merged totals --------------------------------------------------
 
     def _table_checks(self) -> list[CheckResult]:
-        table, n = self.contract.table, self.n
-        out = []
-        if table.min_rows is not None or table.max_rows is not None:
-            low = table.min_rows or 0
-            high = table.max_rows
-            ok = n >= low and (high is None or n <= high)
-            bounds = f"{low}..{'' if high is None else high}"
-            message = f"{n} rows" + ("" if ok else f", outside the allowed range {bounds}")
-            out.append(CheckResult("row_count", None, ok, n, bounds, 0, [], message))
-        if table.max_null_fraction is not None:
-            limit = table.max_null_fraction
-            for spec in self.present:
-                if not spec.nullable:
-                    continue
-                nulls = sum(int(p["nulls"][spec.name]) for p in self.parts)
-                fraction = nulls / n if n else 0.0
-                ok = fraction <= limit
-                message = f"{spec.name[:100]!r}: {_n(nulls, 'null')} ({fraction:.2%})" + (
-                    "" if ok else f", above the limit of {limit:.2%}"
-                )
-                out.append(
-                    CheckResult(
-                        "null_fraction", spec.name, ok, round(fraction, 6), limit, 0, [], message
-                    )
-                )
-        if table.freshness is not None:
-            out.append(self._freshness(table.freshness))
-        if table.drift is not None:
-            out.append(self._drift(table.drift))
-        return out
-
-    def _freshness(self, fresh: Freshness) -> CheckResult:
         import polars as pl
 
-        spec = self.contract.column(fresh.column)
-        name = repr(spec.name[:100])
-
-        def result(passed: bool | None, observed: str | None, message: str) -> CheckResult:
-            return CheckResult(
-                "freshness", spec.name, passed, observed, fresh.max_age, 0, [], message
-            )
-
-        if spec.name not in self.schema:
-            return result(None, None, f"{name} is missing, so freshness cannot be judged")
-        newest = self.extremes.select(pl.col("newest").max()).item()
-        if newest is None:
-            return result(False, None, f"{name} has no values, so the data may be stale")
-        cutoff = self.now - fresh.max_age_delta
-        if isinstance(newest, datetime):
-            ok, age = newest >= cutoff, self.now - newest
-        else:  # a date column: the contract allows no other type here
-            day = cast(date, newest)
-            ok, age = day >= cutoff.date(), self.now - datetime.combine(day, time(), UTC)
-        shown = MASK if spec.masked else cast(date, newest).isoformat()
-        when = "in the future" if age < timedelta(0) else f"{_age(age)} old"
-        return result(
-            ok,
-            shown,
-            f"{name}: the newest value ({'masked' if spec.masked else shown}) is {when}"
-            + ("" if ok else f", older than the allowed {fresh.max_age}"),
-        )
-
-    def _drift(self, drift: Drift) -> CheckResult:
-        from aidlc.data.profile import psi
-
-        def result(
-            passed: bool | None, column: str | None, score: float | None, message: str
-        ) -> CheckResult:
-            return CheckResult("drift", column, passed, score, drift.max_psi, 0, [], message)
-
-        if self.baseline is None:
-            return result(None, None, None, "no baseline profile yet (the first version)")
-        present = {c.name for c in self.present}
-        wanted = drift.columns or [c.name for c in self.contract.columns]
-        columns = [c for c in wanted if c in present and c in self.baseline.columns]
-        if not columns:
-            return result(None, None, None, "no column of the baseline profile to compare")
-        scores: dict[str, float] = {}
-        for c in columns:
-            try:
-                scores[c] = float(psi(self.baseline.columns[c], self.profile.columns[c]))
-            except InvalidInput:  # e.g. the contract changed the column's kind since then
-                continue
-        if not scores:
-            return result(None, None, None, "no column comparable with the baseline profile")
-        columns = list(scores)
-        worst = max(columns, key=lambda c: scores[c])
-        over = [c for c in columns if scores[c] > drift.max_psi]
-        listing = ", ".join(f"{c[:60]!r} {scores[c]:.3f}" for c in over[:10])
-        return result(
-            not over,
-            worst,
-            round(scores[worst], 6),
-            f"largest PSI {scores[worst]:.3f} on {worst[:100]!r}"
-            + (f"; above {drift.max_psi}: {listing}" if over else f", within {drift.max_psi}"),
+        return table_checks(
+            self.contract,
+            rows=self.n,
+            present=self.present,
+            nulls=lambda name: sum(int(p["nulls"][name]) for p in self.parts),
+            newest=lambda _name: self.extremes.select(pl.col("newest").max()).item(),
+            current_profile=lambda _columns, _categorical: self.profile,
+            baseline=self.baseline,
+            now=self.now,
         )
 
     # -- failing rows and samples ---------------------------------------------------------------

@@ -11,6 +11,7 @@ never produce a false finding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -603,120 +604,20 @@ class _Run:
     # -- table-level ---------------------------------------------------------------------------
 
     def _table_checks(self, clean: pl.DataFrame) -> list[CheckResult]:
-        table, n = self.contract.table, self.n
-        out = []
-        if table.min_rows is not None or table.max_rows is not None:
-            low = table.min_rows or 0
-            high = table.max_rows
-            ok = n >= low and (high is None or n <= high)
-            bounds = f"{low}..{'' if high is None else high}"
-            out.append(
-                CheckResult(
-                    "row_count",
-                    None,
-                    ok,
-                    n,
-                    bounds,
-                    0,
-                    [],
-                    f"{n} rows" + ("" if ok else f", outside the allowed range {bounds}"),
-                )
-            )
-        if table.max_null_fraction is not None:
-            limit = table.max_null_fraction
-            for i, spec in enumerate(self.present):
-                if not spec.nullable:
-                    continue
-                nulls = int(self.stats.get(f"nulls{i}", 0))
-                fraction = nulls / n if n else 0.0
-                ok = fraction <= limit
-                out.append(
-                    CheckResult(
-                        "null_fraction",
-                        spec.name,
-                        ok,
-                        round(fraction, 6),
-                        limit,
-                        0,
-                        [],
-                        f"{spec.name[:100]!r}: {_n(nulls, 'null')} ({fraction:.2%})"
-                        + ("" if ok else f", above the limit of {limit:.2%}"),
-                    )
-                )
-        if table.freshness is not None:
-            out.append(self._freshness(clean, table.freshness))
-        if table.drift is not None:
-            out.append(self._drift(clean, table.drift))
-        return out
+        def current(columns: list[str], categorical: list[str]) -> DatasetProfile:
+            from aidlc.data.profile import profile_frame
 
-    def _freshness(self, clean: pl.DataFrame, fresh: Freshness) -> CheckResult:
-        spec = self.contract.column(fresh.column)
-        name = repr(spec.name[:100])
+            return profile_frame(clean.select(columns), categorical=categorical)
 
-        def result(passed: bool | None, observed: str | None, message: str) -> CheckResult:
-            return CheckResult(
-                "freshness", spec.name, passed, observed, fresh.max_age, 0, [], message
-            )
-
-        if spec.name not in self.position:
-            return result(None, None, f"{name} is missing, so freshness cannot be judged")
-        newest = clean.get_column(spec.name).max()
-        if newest is None:
-            return result(False, None, f"{name} has no values, so the data may be stale")
-        cutoff = self.now - fresh.max_age_delta
-        if isinstance(newest, datetime):
-            ok, age = newest >= cutoff, self.now - newest
-        else:  # a date column: the contract allows no other type here
-            day = cast(date, newest)
-            ok, age = day >= cutoff.date(), self.now - datetime.combine(day, time(), UTC)
-        shown = MASK if spec.masked else cast(date, newest).isoformat()
-        when = "in the future" if age < timedelta(0) else f"{_age(age)} old"
-        return result(
-            ok,
-            shown,
-            f"{name}: the newest value ({'masked' if spec.masked else shown}) is {when}"
-            + ("" if ok else f", older than the allowed {fresh.max_age}"),
-        )
-
-    def _drift(self, clean: pl.DataFrame, drift: Drift) -> CheckResult:
-
-        def result(
-            passed: bool | None, column: str | None, score: float | None, message: str
-        ) -> CheckResult:
-            return CheckResult("drift", column, passed, score, drift.max_psi, 0, [], message)
-
-        if self.baseline is None:
-            return result(None, None, None, "no baseline profile yet (the first version)")
-        from aidlc.data.profile import profile_frame, psi
-
-        wanted = drift.columns or [c.name for c in self.contract.columns]
-        columns = [c for c in wanted if c in self.position and c in self.baseline.columns]
-        if not columns:
-            return result(None, None, None, "no column of the baseline profile to compare")
-        categorical = [
-            c.name
-            for c in self.present
-            if c.name in columns and c.dtype in ("category", "string", "bool")
-        ]
-        current = profile_frame(clean.select(columns), categorical=categorical)
-        scores: dict[str, float] = {}
-        for c in columns:
-            try:
-                scores[c] = float(psi(self.baseline.columns[c], current.columns[c]))
-            except InvalidInput:  # e.g. the contract changed the column's kind since then
-                continue
-        if not scores:
-            return result(None, None, None, "no column comparable with the baseline profile")
-        columns = list(scores)
-        worst = max(columns, key=lambda c: scores[c])
-        over = [c for c in columns if scores[c] > drift.max_psi]
-        listing = ", ".join(f"{c[:60]!r} {scores[c]:.3f}" for c in over[:10])
-        return result(
-            not over,
-            worst,
-            round(scores[worst], 6),
-            f"largest PSI {scores[worst]:.3f} on {worst[:100]!r}"
-            + (f"; above {drift.max_psi}: {listing}" if over else f", within {drift.max_psi}"),
+        return table_checks(
+            self.contract,
+            rows=self.n,
+            present=self.present,
+            nulls=lambda name: int(self.stats.get(f"nulls{self.position[name]}", 0)),
+            newest=lambda name: clean.get_column(name).max(),
+            current_profile=current,
+            baseline=self.baseline,
+            now=self.now,
         )
 
     # -- the report ----------------------------------------------------------------------------
@@ -838,3 +739,136 @@ def _age(delta: timedelta) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+# -- table-level checks, shared with the partitioned engine ---------------------------------------
+
+
+def table_checks(
+    contract: Contract,
+    *,
+    rows: int,
+    present: Sequence[ColumnSpec],
+    nulls: Callable[[str], int],
+    newest: Callable[[str], Any],
+    current_profile: Callable[[list[str], list[str]], DatasetProfile],
+    baseline: DatasetProfile | None,
+    now: datetime,
+) -> list[CheckResult]:
+    """Judge the file-level checks (row count, null fraction, freshness, drift) from totals.
+
+    The whole-frame validator and the partitioned engine both call this, each supplying the
+    totals its own way (`nulls(column)`, `newest(column)`, `current_profile(columns,
+    categorical)`), so the two always agree on verdicts and wording.
+    """
+    table, n = contract.table, rows
+    out = []
+    if table.min_rows is not None or table.max_rows is not None:
+        low = table.min_rows or 0
+        high = table.max_rows
+        ok = n >= low and (high is None or n <= high)
+        bounds = f"{low}..{'' if high is None else high}"
+        message = f"{n} rows" + ("" if ok else f", outside the allowed range {bounds}")
+        out.append(CheckResult("row_count", None, ok, n, bounds, 0, [], message))
+    if table.max_null_fraction is not None:
+        limit = table.max_null_fraction
+        for spec in present:
+            if not spec.nullable:
+                continue
+            count = nulls(spec.name)
+            fraction = count / n if n else 0.0
+            ok = fraction <= limit
+            message = f"{spec.name[:100]!r}: {_n(count, 'null')} ({fraction:.2%})" + (
+                "" if ok else f", above the limit of {limit:.2%}"
+            )
+            out.append(
+                CheckResult(
+                    "null_fraction", spec.name, ok, round(fraction, 6), limit, 0, [], message
+                )
+            )
+    names = {c.name for c in present}
+    if table.freshness is not None:
+        out.append(_freshness(contract, table.freshness, names, newest, now))
+    if table.drift is not None:
+        out.append(_drift(contract, table.drift, present, baseline, current_profile))
+    return out
+
+
+def _freshness(
+    contract: Contract,
+    fresh: Freshness,
+    present: set[str],
+    newest_of: Callable[[str], Any],
+    now: datetime,
+) -> CheckResult:
+    spec = contract.column(fresh.column)
+    name = repr(spec.name[:100])
+
+    def result(passed: bool | None, observed: str | None, message: str) -> CheckResult:
+        return CheckResult("freshness", spec.name, passed, observed, fresh.max_age, 0, [], message)
+
+    if spec.name not in present:
+        return result(None, None, f"{name} is missing, so freshness cannot be judged")
+    newest = newest_of(spec.name)
+    if newest is None:
+        return result(False, None, f"{name} has no values, so the data may be stale")
+    cutoff = now - fresh.max_age_delta
+    if isinstance(newest, datetime):
+        ok, age = newest >= cutoff, now - newest
+    else:  # a date column: the contract allows no other type here
+        day = cast(date, newest)
+        ok, age = day >= cutoff.date(), now - datetime.combine(day, time(), UTC)
+    shown = MASK if spec.masked else cast(date, newest).isoformat()
+    when = "in the future" if age < timedelta(0) else f"{_age(age)} old"
+    return result(
+        ok,
+        shown,
+        f"{name}: the newest value ({'masked' if spec.masked else shown}) is {when}"
+        + ("" if ok else f", older than the allowed {fresh.max_age}"),
+    )
+
+
+def _drift(
+    contract: Contract,
+    drift: Drift,
+    present: Sequence[ColumnSpec],
+    baseline: DatasetProfile | None,
+    current_profile: Callable[[list[str], list[str]], DatasetProfile],
+) -> CheckResult:
+    def result(
+        passed: bool | None, column: str | None, score: float | None, message: str
+    ) -> CheckResult:
+        return CheckResult("drift", column, passed, score, drift.max_psi, 0, [], message)
+
+    if baseline is None:
+        return result(None, None, None, "no baseline profile yet (the first version)")
+    from aidlc.data.profile import psi
+
+    names = {c.name for c in present}
+    wanted = drift.columns or [c.name for c in contract.columns]
+    columns = [c for c in wanted if c in names and c in baseline.columns]
+    if not columns:
+        return result(None, None, None, "no column of the baseline profile to compare")
+    categorical = [
+        c.name for c in present if c.name in columns and c.dtype in ("category", "string", "bool")
+    ]
+    current = current_profile(columns, categorical)
+    scores: dict[str, float] = {}
+    for c in columns:
+        try:
+            scores[c] = float(psi(baseline.columns[c], current.columns[c]))
+        except InvalidInput:  # e.g. the contract changed the column's kind since then
+            continue
+    if not scores:
+        return result(None, None, None, "no column comparable with the baseline profile")
+    columns = list(scores)
+    worst = max(columns, key=lambda c: scores[c])
+    over = [c for c in columns if scores[c] > drift.max_psi]
+    listing = ", ".join(f"{c[:60]!r} {scores[c]:.3f}" for c in over[:10])
+    return result(
+        not over,
+        worst,
+        round(scores[worst], 6),
+        f"largest PSI {scores[worst]:.3f} on {worst[:100]!r}"
+        + (f"; above {drift.max_psi}: {listing}" if over else f", within {drift.max_psi}"),
+    )
