@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from aidlc.core.strictjson import reject_constant, unique_object
 from aidlc.errors import IntegrityError, InvalidInput
 
 __all__ = [
@@ -438,17 +439,6 @@ def _reject_float(text: str) -> object:
     raise InvalidInput(f"floats are not allowed ({text[:40]})")
 
 
-def _reject_constant(text: str) -> object:
-    raise InvalidInput(f"{text} is not JSON")
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise InvalidInput("an object repeats a key")
-    return obj
-
-
 def _parse_json(data: bytes | bytearray | str, what: str) -> Any:
     if len(data) > _MAX_DOCUMENT_BYTES:
         raise InvalidInput(f"{what}: larger than {_MAX_DOCUMENT_BYTES} bytes")
@@ -456,8 +446,8 @@ def _parse_json(data: bytes | bytearray | str, what: str) -> Any:
         text = data if isinstance(data, str) else bytes(data).decode("utf-8")
         return json.loads(
             text,
-            object_pairs_hook=_unique_object,
-            parse_constant=_reject_constant,
+            object_pairs_hook=unique_object,
+            parse_constant=reject_constant,
         )
     except InvalidInput as exc:
         raise InvalidInput(f"{what}: {exc.message}") from None
@@ -478,8 +468,8 @@ def decode_event(data: bytes) -> dict[str, Any]:
         text = bytes(data).decode("utf-8")
         event = json.loads(
             text,
-            object_pairs_hook=_unique_object,
-            parse_constant=_reject_constant,
+            object_pairs_hook=unique_object,
+            parse_constant=reject_constant,
             parse_float=_reject_float,
         )
     except InvalidInput as exc:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
+from aidlc.core.strictjson import reject_constant, unique_object
 from aidlc.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -1235,23 +1236,12 @@ def _document(obj: object, what: str) -> dict[str, Any]:
         if len(obj) > _MAX_DOCUMENT_BYTES:
             raise InvalidInput(f"{what}: larger than {_MAX_DOCUMENT_BYTES} bytes")
         try:
-            obj = json.loads(obj, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+            obj = json.loads(obj, parse_constant=reject_constant, object_pairs_hook=unique_object)
         except InvalidInput as exc:
             raise InvalidInput(f"{what}: {exc.message}") from None
         except (ValueError, RecursionError) as exc:
             raise InvalidInput(f"{what}: not valid UTF-8 JSON ({type(exc).__name__})") from None
     return _object(obj, what)
-
-
-def _reject_constant(text: str) -> object:
-    raise InvalidInput(f"{text} is not JSON")
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise InvalidInput("an object repeats a key")
-    return obj
 
 
 def _object(obj: object, what: str) -> dict[str, Any]:
