@@ -80,3 +80,10 @@ class Conflict(AidlcError):
 
     exit_code = 6
     http_status = 409
+
+
+class Interrupted(AidlcError):
+    """Work stopped on SIGTERM or SIGINT after saving what it had done; it can be resumed."""
+
+    exit_code = 130
+    http_status = 503

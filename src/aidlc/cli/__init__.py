@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from aidlc import __version__
-from aidlc.cli import alerts, audit, data, init, keys, objects, quickstart, users
+from aidlc.cli import alerts, audit, data, init, keys, models, objects, quickstart, train, users
 from aidlc.cli.context import set_workspace_option
 
 app = typer.Typer(
@@ -59,6 +59,9 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(objects.app, name="objects")
 app.add_typer(data.app, name="data")
 app.add_typer(audit.app, name="audit")
+app.command("train")(train.train)
+app.add_typer(train.runs_app, name="runs")
+app.add_typer(models.app, name="models")
 app.add_typer(alerts.app, name="alerts")
 
 

@@ -15,8 +15,53 @@ from aidlc.cli.context import console
 
 DEMO_PRINCIPALS = {
     "steward": ["data-steward"],
+    "lead": ["trainer", "approver"],
+    "approver": ["approver"],
     "auditor": ["auditor"],
 }
+
+# The demo's training config: what a user would keep in git beside their code.
+TRAIN_CONFIG = """\
+format: 1
+name: breast-cancer-xgb
+dataset: breast-cancer@latest
+target: diagnosis
+exclude: [patient_id]
+seed: 7
+model:
+  type: xgboost
+  params: {max_depth: 3, learning_rate: 0.1, subsample: 0.9}
+  rounds: 120
+  checkpoint_every: 40
+preprocessing:
+  - impute: {columns: numeric, strategy: median}
+  - derive: {name: area_ratio, op: ratio, inputs: [worst_area, mean_area]}
+validation: {method: holdout, test_size: 0.25, stratify: true}
+metrics: [roc_auc, accuracy, f1]
+gates:
+  - roc_auc >= 0.95
+  - roc_auc >= production - 0.01
+tuning:
+  trials: 6
+  parallelism: 2
+  objective: roc_auc
+  folds: 3
+  space:
+    max_depth: {type: int, low: 2, high: 5}
+    learning_rate: {type: float, low: 0.03, high: 0.3, log: true}
+register:
+  model: breast-cancer
+  description: Flags likely malignant tumours from a fine-needle aspirate's cell measurements.
+card:
+  intended_use: Decision support for pathologists reviewing FNA samples; never a diagnosis alone.
+  limitations: 400 patients from one Wisconsin hospital (1995); not validated elsewhere.
+  owner: ml-team@example.org
+"""
+
+
+_QUIET_ACTIONS = frozenset(
+    {"object.put", "run.metrics", "run.params", "run.dataset", "run.checkpoint", "run.model"}
+)
 
 
 def _sample_csv() -> bytes:
@@ -80,6 +125,93 @@ def _data_gate(out: Any, steward: Any, root: Path) -> None:
     out.print(f"  training can read only validated versions: breast-cancer@latest has {rows} rows")
 
 
+def _deployment(out: Any, ws_root: Path, tokens: dict[str, str], root: Path) -> None:
+    """Train from a config, register a signed version, refuse self-approval, approve, export."""
+    import subprocess  # nosec B404: runs the OpenSSF verifier with fixed arguments
+    import sys
+
+    from aidlc.core.workspace import Workspace
+    from aidlc.errors import PermissionDenied
+    from aidlc.registry import approval, versions
+    from aidlc.train import runner
+
+    out.rule("[bold]Deployment[/] — training, registry, signing, approval")
+    (root / "train.yaml").write_text(TRAIN_CONFIG)
+    lead = Workspace.open(ws_root, token=tokens["lead"])
+    out.print("lead trains from train.yaml (xgboost, 6 tuning trials, 3-fold CV, quality gates)")
+    outcome = runner.train(
+        lead,
+        TRAIN_CONFIG,
+        source="train.yaml",
+        directory=root,
+        register=versions.registrar(lead),
+        production_metrics=lambda name: versions.production_metrics(lead, name),
+    )
+    tuned = outcome.tuning["best"]["params"] if outcome.tuning else {}
+    out.print(
+        f"  run {outcome.run_id} on {outcome.dataset}: {outcome.rows['train']} train / "
+        f"{outcome.rows['test']} test rows; best trial {tuned}"
+    )
+    out.print("  test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()))
+    for gate in outcome.gates:
+        mark = "[green]pass[/]" if gate["passed"] else "[red]FAIL[/]"
+        out.print(f"  gate {mark} {gate['text']} ({gate['detail']})")
+    version = versions.resolve(lead, outcome.model_version or "breast-cancer")
+    out.print(
+        f"[green]✓ registered[/] {version.ref} as candidate: digest {version.model_digest[:16]}…, "
+        "OpenSSF signature, model card, CycloneDX ML-BOM, baseline profile"
+    )
+    try:
+        approval.approve(lead, version.ref, to="production", reason="I trained it and like it")
+    except PermissionDenied as exc:
+        out.print(f"  lead tries to approve her own version: [yellow]denied[/] ({exc.message})")
+    lead.close()
+
+    approver = Workspace.open(ws_root, token=tokens["approver"])
+    check = versions.verify(approver, version.ref)
+    out.print(
+        f"approver verifies {check.ref}: signature and {len(check.files)} files, "
+        f"{len(check.documents)} documents [green]intact[/]"
+    )
+    approved = approval.approve(
+        approver, version.ref, to="production", reason="gates passed; card reviewed"
+    )
+    out.print(f"[green]✓ approved[/] {approved.ref} → production (aliases: {approved.aliases})")
+    export_dir = root / "export"
+    versions.export(approver, f"{version.name}@production", export_dir)
+    model = versions.load_model(approver, f"{version.name}@production", require_approved=True)
+    approver.close()
+    from aidlc.demo import breast_cancer
+
+    sample = breast_cancer.frame().tail(3)
+    out.print(
+        f"  loaded after verification; predicts {model.predict(sample)} "
+        f"for the last 3 patients (truth {sample['diagnosis'].to_list()})"
+    )
+    proc = subprocess.run(  # noqa: S603  # nosec B603: the OpenSSF verifier on files we just wrote
+        [
+            sys.executable,
+            "-m",
+            "model_signing",
+            "verify",
+            "key",
+            "--signature",
+            str(export_dir / "model.sig"),
+            "--public_key",
+            str(export_dir / "signing-key.pub.pem"),
+            str(export_dir / "model"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    verdict = "[green]accepts it[/]" if proc.returncode == 0 else "[red]REFUSES it[/]"
+    out.print(
+        f"  exported to {export_dir.name}/ (model/, model.sig, signing-key.pub.pem, model card, "
+        f"ML-BOM); the OpenSSF `model_signing verify key` {verdict}"
+    )
+
+
 def quickstart(
     directory: Annotated[
         Path | None,
@@ -136,6 +268,7 @@ def quickstart(
         out.print(f"  read back and verified: {'identical' if back == data else 'DIFFERENT'}")
         _data_gate(out, steward, root)
         steward.close()
+        _deployment(out, ws_root, tokens, root)
 
         auditor = Workspace.open(ws_root, token=tokens["auditor"])
         try:
@@ -158,11 +291,17 @@ def quickstart(
         proof = auditor.audit.prove(last.seq)
 
         proof_ok = proof.verify(auditor.audit_public_key())
-        for event in auditor.audit.events():
+        events = auditor.audit.events()
+        shown = [e for e in events if e.action not in _QUIET_ACTIONS or e.outcome != "ok"]
+        for event in shown[-20:]:
             mark = "[yellow]denied[/]" if event.outcome == "denied" else event.outcome
             out.print(
                 f"  #{event.seq:<3} {event.actor:<8} {event.action:<20} {event.resource} {mark}"
             )
+        out.print(
+            f"  (the last {min(20, len(shown))} of {len(events)} events; object writes and run "
+            "logging not listed: `aidlc audit log` shows all)"
+        )
         out.print(
             f"audit verify: {'[green]intact[/]' if verdict.ok else '[red]TAMPERED[/]'} "
             f"({verdict.size} events, {verdict.heads_checked} signed tree heads)"

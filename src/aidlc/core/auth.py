@@ -48,6 +48,7 @@ GRANTS: dict[str, frozenset[str]] = {
     "train.run": frozenset({"trainer"}),
     "model.register": frozenset({"trainer"}),
     "object.write:models": frozenset({"trainer"}),
+    "run.read": frozenset({"trainer", "approver", "auditor"}),
     # approver: approve or reject model versions, move aliases, deploy
     "model.approve": frozenset({"approver"}),
     "model.reject": frozenset({"approver"}),
@@ -55,6 +56,7 @@ GRANTS: dict[str, frozenset[str]] = {
     "model.deploy": frozenset({"approver"}),
     # inference: read approved models, call predict, write prediction logs
     "object.read:models": frozenset({"trainer", "approver", "inference"}),
+    "model.read": frozenset({"trainer", "approver", "inference", "monitor", "auditor"}),
     "model.predict": frozenset({"inference"}),
     "object.write:predictions": frozenset({"inference"}),
     # monitor: read prediction logs and baselines, write monitor reports, send alerts

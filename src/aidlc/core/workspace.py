@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -293,17 +293,28 @@ class Workspace:
     def secret(self, name: str) -> bytes:
         """A 256-bit workspace secret (for example the key of keyed hashes), created on first use
         and kept envelope-encrypted like the workspace's private keys."""
+        return self.sealed_key(name, "secret-256", lambda: (os.urandom(32), b""))
+
+    def sealed_key(
+        self, name: str, algorithm: str, create: Callable[[], tuple[bytes, bytes]]
+    ) -> bytes:
+        """The private bytes of workspace key `name`, created on first use by `create()` (which
+        returns private and public bytes) and kept envelope-encrypted in the database.
+
+        Concurrent first uses agree: whoever commits first wins and everyone reads that key.
+        """
         with self.db.reading() as session:
             rec = session.get(WorkspaceKey, name)
         if rec is None:
-            wrapped, sealed = self._seal(name, os.urandom(32))
+            private, public = create()
+            wrapped, sealed = self._seal(name, private)
             try:
                 with self.db.transaction() as session:
                     session.add(
                         WorkspaceKey(
                             name=name,
-                            algorithm="secret-256",
-                            public_key=b"",
+                            algorithm=algorithm,
+                            public_key=public,
                             wrapped_key=wrapped,
                             ciphertext=sealed,
                         )
@@ -313,9 +324,9 @@ class Workspace:
             with self.db.reading() as session:
                 rec = session.get(WorkspaceKey, name)
             if rec is None:
-                raise IntegrityError(f"the workspace secret {name!r} could not be created")
-        if rec.algorithm != "secret-256":
-            raise IntegrityError(f"the workspace key {name!r} is not a secret")
+                raise IntegrityError(f"the workspace key {name!r} could not be created")
+        if rec.algorithm != algorithm:
+            raise IntegrityError(f"the workspace key {name!r} is not a {algorithm} key")
         return self._unseal(rec)
 
     @cached_property
@@ -445,6 +456,20 @@ class Workspace:
         return self.audit.append(
             session, actor=actor, action=action, resource=resource, outcome=outcome, details=details
         )
+
+    def start_run(self, name: str, **kwargs: Any) -> AbstractContextManager[Any]:
+        """Open a training run for custom training code::
+
+            with ws.start_run("churn-xgb") as run:
+                run.log_params({"max_depth": 4})
+                run.log_metrics({"roc_auc": 0.91})
+                run.register_model("churn", model, dataset="churn@3", target="churned")
+
+        A facade for Python users: the run lives in `aidlc.train.tracking`, imported only here.
+        """
+        from aidlc.train.tracking import start_run
+
+        return start_run(self, name, **kwargs)
 
     @property
     def request_id(self) -> str:

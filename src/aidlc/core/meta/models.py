@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -253,5 +254,126 @@ class AlertRecord(Base):
     title: Mapped[str] = mapped_column(String(300))
     details: Mapped[str] = mapped_column(Text)
     dedup_key: Mapped[str] = mapped_column(String(300), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class RunRecord(Base):
+    """A training run: what went in (config, data, code, packages), what came out, and its state."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    config: Mapped[str | None] = mapped_column(Text, nullable=True)
+    config_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    datasets: Mapped[str] = mapped_column(Text, default="[]")
+    environment: Mapped[str] = mapped_column(Text, default="{}")
+    seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checkpoint_object: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    result: Mapped[str] = mapped_column(Text, default="{}")
+    model_version: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class RunMetricRecord(Base):
+    """One logged metric value of a run (`step` orders values logged more than once)."""
+
+    __tablename__ = "run_metrics"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    key: Mapped[str] = mapped_column(String(100))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    value: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RegisteredModel(Base):
+    """A named model in the registry; its versions are numbered from 1."""
+
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class ModelVersionRecord(Base):
+    """An immutable model version: where its signed files live and the statement that binds them.
+
+    `statement` is canonical JSON naming every digest of the version (files, signature bundle,
+    card, ML-BOM, baseline) and its gate outcome; `statement_signature` is the workspace's
+    model-signing key over it, so an edit of this row is detected at load.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(String(20))
+    model_digest: Mapped[str] = mapped_column(String(64))
+    statement: Mapped[str] = mapped_column(Text)
+    statement_signature: Mapped[bytes] = mapped_column(LargeBinary)
+    metrics: Mapped[str] = mapped_column(Text, default="{}")
+    gates_passed: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20))
+    trained_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class ModelTagRecord(Base):
+    __tablename__ = "model_tags"
+    __table_args__ = (UniqueConstraint("version_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class ModelAliasRecord(Base):
+    """Where an alias (`candidate`, `staging`, `production`) points now."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("model_id", "alias"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(50))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100))
+
+
+class AliasEventRecord(Base):
+    """Every alias move, kept forever: `version` None means the alias was removed."""
+
+    __tablename__ = "model_alias_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(50))
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    previous: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class ApprovalRecord(Base):
+    """An approval or rejection of a model version, by whom and why."""
+
+    __tablename__ = "model_approvals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100))

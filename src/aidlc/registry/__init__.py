@@ -1,0 +1,1 @@
+"""The model registry: versions, safe formats, signatures, approval, cards and ML-BOMs."""

@@ -1,0 +1,1 @@
+"""Training: configuration, preprocessing, estimators, tuning, runs and the runner."""
