@@ -15,7 +15,6 @@ from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from aidlc.errors import IntegrityError
@@ -145,6 +144,10 @@ def validate_ml_bom(data: bytes) -> None:
 
     Raises IntegrityError with the first problem the validator reports.
     """
+    # Imported here: jsonschema's format checkers compile dozens of grammars on import
+    # (seconds), a price only validation should pay.
+    from cyclonedx.validation.json import JsonStrictValidator
+
     try:
         text = data.decode("utf-8")
         json.loads(text)
