@@ -108,10 +108,15 @@ def main() -> None:
             durations = json.loads(proc.stdout)["durations"]
     b, p = statistics.median(bare), statistics.median(platform)
     goal = b * 1.10 + 2.0
-    print(f"rows {args.rows} x {args.features}, {args.rounds} rounds, checkpoint_every {args.every}")
-    print(f"bare xgb.train       median {b:7.2f} s  (runs: {', '.join(f'{x:.2f}' for x in bare)})")
-    print(f"aidlc train (CLI)    median {p:7.2f} s  (runs: {', '.join(f'{x:.2f}' for x in platform)})")
-    print(f"ratio {p / b:.2f}x, overhead {p - b:.2f} s; goal <= {goal:.2f} s: {'met' if p <= goal else 'MISSED'}")
+
+    def runs(xs: list[float]) -> str:
+        return ", ".join(f"{x:.2f}" for x in xs)
+
+    verdict = "met" if p <= goal else "MISSED"
+    print(f"rows {args.rows} x {args.features}, {args.rounds} rounds, every {args.every}")
+    print(f"bare xgb.train       median {b:7.2f} s  (runs: {runs(bare)})")
+    print(f"aidlc train (CLI)    median {p:7.2f} s  (runs: {runs(platform)})")
+    print(f"ratio {p / b:.2f}x, overhead {p - b:.2f} s; goal <= {goal:.2f} s: {verdict}")
     print("last run's stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in durations.items()))
 
 

@@ -605,7 +605,7 @@ def _run(
             )
         durations["register"] = time.perf_counter() - clock
 
-    rows = {"train": int(len(train_rows)), "test": int(len(test_rows)), "dropped": data.dropped}
+    rows = {"train": len(train_rows), "test": len(test_rows), "dropped": data.dropped}
     result = {
         "task": data.task,
         "metrics": metrics,
