@@ -73,3 +73,14 @@ def env(make_env: Callable[..., Env], metadata_backend: str) -> Iterator[Env]:
 def local_env(make_env: Callable[..., Env]) -> Env:
     """A workspace on SQLite only, for tests about files and processes, not the database."""
     return make_env("sqlite")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray cluster per test process, shared by every module that needs one: starting
+    one costs seconds, and Ray allows one per process."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

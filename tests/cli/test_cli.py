@@ -234,9 +234,13 @@ def test_objects_from_the_cli(ws, tmp_path):
 def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
     proc = run("quickstart", "--dir", str(tmp_path / "qs"))
     assert proc.returncode == 0, proc.stderr
-    for phase in ("Architecture", "Infrastructure", "Compliance"):
+    for phase in ("Architecture", "Infrastructure", "Deployment", "Compliance"):
         assert phase in proc.stdout
     assert "intact" in proc.stdout
+    assert "registered breast-cancer@1" in proc.stdout
+    assert "separation of duties" in proc.stdout
+    assert "approved breast-cancer@1 → production" in proc.stdout
+    assert "model_signing verify key` accepts it" in proc.stdout
     tokens_file = tmp_path / "qs" / "quickstart-tokens.json"
     assert stat.S_IMODE(tokens_file.stat().st_mode) == 0o600
     saved = json.loads(tokens_file.read_text())
@@ -245,6 +249,16 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
         "audit", "verify", token=saved["tokens"]["auditor"], workspace=Path(saved["workspace"])
     )
     assert again.returncode == 0
+    history = run(
+        "models",
+        "history",
+        "breast-cancer",
+        "--json",
+        token=saved["tokens"]["auditor"],
+        workspace=Path(saved["workspace"]),
+    )
+    moves = [(h["alias"], h["version"], h["by"]) for h in json.loads(history.stdout)]
+    assert moves == [("candidate", 1, "lead"), ("production", 1, "approver")]
 
 
 def test_quickstart_cleans_up_its_temporary_workspace():

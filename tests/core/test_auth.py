@@ -34,6 +34,8 @@ EXPECTED: dict[str, set[str]] = {
         "model.register",
         "object.write:models",
         "object.read:models",
+        "model.read",
+        "run.read",
     },
     "approver": {
         "model.approve",
@@ -41,14 +43,17 @@ EXPECTED: dict[str, set[str]] = {
         "model.alias",
         "model.deploy",
         "object.read:models",
+        "model.read",
+        "run.read",
     },
-    "inference": {"object.read:models", "model.predict", "object.write:predictions"},
+    "inference": {"object.read:models", "model.read", "model.predict", "object.write:predictions"},
     "monitor": {
         "object.read:predictions",
         "object.write:reports",
         "object.read:reports",
         "alert.send",
         "alert.read",
+        "model.read",
     },
     "auditor": {
         "audit.read",
@@ -57,6 +62,8 @@ EXPECTED: dict[str, set[str]] = {
         "compliance.read",
         "object.read:reports",
         "alert.read",
+        "model.read",
+        "run.read",
     },
 }
 

@@ -407,13 +407,10 @@ def test_any_split_of_any_frame_merges_to_the_report_of_the_whole(case):
 # -- on a real Ray cluster ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray cluster for the session: starting one costs seconds."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+@pytest.fixture
+def ray_cluster(ray_local):
+    """The shared local Ray cluster's address."""
+    return ray_local.get_runtime_context().gcs_address
 
 
 @pytest.mark.slow

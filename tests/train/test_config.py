@@ -149,7 +149,7 @@ def test_equal_configs_written_differently_have_equal_digests():
 def test_defaults_of_a_minimal_config():
     cfg = parse_train_config(MINIMAL)
     assert cfg.format == 1 and cfg.seed == 0 and cfg.name is None and cfg.task is None
-    assert (cfg.model.rounds, cfg.model.checkpoint_every, cfg.model.params) == (100, 10, {})
+    assert (cfg.model.rounds, cfg.model.checkpoint_every, cfg.model.params) == (100, 50, {})
     assert cfg.validation.model_dump() == {
         "method": "holdout",
         "test_size": 0.2,

@@ -531,12 +531,9 @@ def test_reading_any_json_either_gives_a_trial_or_invalid_input(obj):
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    """One local Ray for the module: tune() must use it and leave it running."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+def ray_cluster(ray_local):
+    """The shared local Ray: tune() must use it and leave it running."""
+    return ray_local
 
 
 @pytest.mark.slow

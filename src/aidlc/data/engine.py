@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from aidlc.core.compute import ray_session
 from aidlc.data.contract import (
     ColumnSpec,
     Contract,
@@ -48,7 +48,7 @@ from aidlc.data.validate import (
     table_checks,
     validate,
 )
-from aidlc.errors import AidlcError, ConfigError, InvalidInput, UsageError
+from aidlc.errors import AidlcError, InvalidInput, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -221,41 +221,14 @@ def _runner(engine: str, address: str | None) -> Iterator[Runner]:
     if engine == "local":
         yield lambda task, calls: [task(*args) for args in calls]
         return
-    try:
+    with ray_session(address):  # raises ConfigError when Ray is missing or unreachable
         import ray
-    except ImportError:
-        raise ConfigError(
-            "the ray engine needs Ray installed", hint="pip install 'aidlc[ray]'"
-        ) from None
 
-    def run(task: Task, calls: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-        remote = ray.remote(num_cpus=1)(task)
-        return cast(list[dict[str, Any]], ray.get([remote.remote(*args) for args in calls]))
+        def run(task: Task, calls: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+            remote = ray.remote(num_cpus=1)(task)
+            return cast(list[dict[str, Any]], ray.get([remote.remote(*args) for args in calls]))
 
-    if ray.is_initialized():  # the caller's cluster: use it, leave it running
         yield run
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    try:
-        if address:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=os.cpu_count() or 1,
-                include_dashboard=False,
-                ignore_reinit_error=True,
-                log_to_driver=False,
-            )
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        where = f"reach the Ray cluster at {address[:200]}" if address else "start a local Ray"
-        raise ConfigError(
-            f"cannot {where} ({type(exc).__name__})",
-            hint="check --ray-address or RAY_ADDRESS and the cluster's authentication token",
-        ) from None
-    try:
-        yield run
-    finally:
-        ray.shutdown()  # stops a local cluster we started; only disconnects from a remote one
 
 
 # -- the work on one partition (pure functions: run in process or as Ray tasks) -----------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 import time
 import warnings
@@ -30,6 +29,7 @@ from optuna.distributions import (
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from aidlc.core.compute import ray_session
 from aidlc.errors import ConfigError, InvalidInput, UsageError
 
 ENGINES = ("local", "ray")
@@ -243,43 +243,6 @@ def best_trial(trials: Sequence[Trial], direction: str = "maximize") -> Trial | 
     sign = -1.0 if direction == "maximize" else 1.0
     complete = [t for t in trials if t.state == "complete"]
     return min(complete, key=lambda t: (sign * t.value, t.number)) if complete else None
-
-
-@contextmanager
-def ray_session(address: str | None = None) -> Iterator[None]:
-    """Connect to Ray for the duration of the block: the cluster already initialised in this
-    process (left running), else the one at `address` or `$RAY_ADDRESS`, else a local one with
-    one CPU per core; a cluster this opened is shut down (or disconnected from) after."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(
-            "the ray engine needs Ray installed", hint="pip install 'aidlc[ray]'"
-        ) from None
-    if ray.is_initialized():
-        yield
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    try:
-        if address:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=os.cpu_count() or 1,
-                include_dashboard=False,
-                ignore_reinit_error=True,
-                log_to_driver=False,
-            )
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        where = f"reach the Ray cluster at {address[:_MAX_TEXT]}" if address else "start Ray"
-        raise ConfigError(
-            f"cannot {where} ({type(exc).__name__})",
-            hint="check --ray-address or RAY_ADDRESS and the cluster's authentication token",
-        ) from None
-    try:
-        yield
-    finally:
-        ray.shutdown()  # stops a local cluster we started; only disconnects from a remote one
 
 
 # -- the space and the arguments ----------------------------------------------------------------
