@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from aidlc.core.problems import describe, summary
 from aidlc.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -319,27 +320,6 @@ def _show(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else repr(value)
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "missing":
-            msg = "is required"
-        where = _where(err["loc"])
-        problems.append(f"{where}: {msg}" if where else msg)
-    # Unions (min, allowed) report one problem per member; the first says it best.
-    return list(dict.fromkeys(problems))
-
-
 def parse_contract(obj: Any, *, source: str = "contract") -> Contract:
     """Validate an already-parsed contract mapping; every problem names its field path.
 
@@ -353,9 +333,8 @@ def parse_contract(obj: Any, *, source: str = "contract") -> Contract:
     try:
         return Contract.model_validate(obj)
     except ValidationError as exc:
-        problems = _describe(exc)
-        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise InvalidInput(f"{source} is invalid: " + "; ".join(problems[:10]) + more) from None
+        problems = describe(exc)
+        raise InvalidInput(summary(source, problems)) from None
 
 
 def load_contract(path: str | Path) -> Contract:

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from aidlc.core.problems import describe, summary
 from aidlc.errors import ConfigError, InvalidInput, UsageError
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -813,28 +814,6 @@ def _load_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source} is not valid YAML: nested too deeply") from None
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "string_type" and isinstance(err.get("input"), bool):
-            msg += " (YAML reads unquoted yes, no, on, off, true and false as booleans: quote it)"
-        where = _where(err["loc"])
-        problems.append(f"{where}: {msg}" if where else msg)
-    return list(dict.fromkeys(problems))
-
-
 def parse_train_config(text: str | bytes, source: str = "config") -> TrainConfig:
     """Parse and validate a training config (YAML or JSON, at most 1 MiB).
 
@@ -874,9 +853,8 @@ def parse_train_config(text: str | bytes, source: str = "config") -> TrainConfig
     try:
         return TrainConfig.model_validate(obj)
     except ValidationError as exc:
-        problems = _describe(exc)
-        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise ConfigError(f"{source} is invalid: " + "; ".join(problems[:10]) + more) from None
+        problems = describe(exc)
+        raise ConfigError(summary(source, problems)) from None
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
