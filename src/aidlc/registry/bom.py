@@ -35,7 +35,7 @@ def _sha256(digest: str) -> list[HashType]:
 
 
 def _model_properties(card: ModelCard) -> list[Property]:
-    # cyclonedx-python-lib has no `modelCard` (it is a TODO in `Component`), so the card's key
+    # cyclonedx-python-lib 11 cannot write a component's `modelCard` yet, so the card's key
     # facts travel as properties; the full card is `model-card.json` beside the BOM.
     facts = {
         "aidlc:task": card.task,

@@ -53,6 +53,8 @@ TRUSTED_SKOPS_TYPES: tuple[str, ...] = (
     "sklearn.utils.validation.check_array",
 )
 
+# Names that announce a pickle; `refuse_pickle` rejects them before reading (this list is what
+# is refused, nothing here ever loads one).
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".dill", ".cloudpickle")
 # (signature, offset of the name, offset of the name's length) of zip local and central headers
 _ZIP_HEADERS = ((b"PK\x03\x04", 30, 26), (b"PK\x01\x02", 46, 28))

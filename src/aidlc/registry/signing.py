@@ -384,6 +384,12 @@ def _resources(statement: Mapping[str, Any]) -> list[Any]:
     return list(predicate["resources"])
 
 
+def signed_files(signature: bytes) -> dict[str, str]:
+    """The {path: sha256} a bundle lists, WITHOUT verifying it: for a bundle just made by
+    `sign_model`, whose hashing pass this reuses instead of hashing the model again."""
+    return _signed_files(_parse_bundle(signature).statement)
+
+
 def signature_info(signature: bytes) -> dict[str, Any]:
     """What a bundle says about itself, WITHOUT verifying it: for display only.
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -44,8 +44,10 @@ if TYPE_CHECKING:
 
     from aidlc.core.workspace import Workspace
     from aidlc.registry.model import LoadedModel
+    from aidlc.train.preprocess import Preprocessor
     from aidlc.train.tracking import Run
 
+T = TypeVar("T")
 ALIASES = ("candidate", "staging", "production")
 SIGNING_KEY = "model-signing"
 ZONE = "models"
@@ -154,11 +156,13 @@ def _sign_statement(key: ec.EllipticCurvePrivateKey, statement: Mapping[str, Any
     return key.sign(b"aidlc-model-version-v1\n" + _canonical(statement), ec.ECDSA(hashes.SHA256()))
 
 
-def _verified_statement(ws: Workspace, rec: ModelVersionRecord, name: str) -> dict[str, Any]:
+def _verified_statement(
+    rec: ModelVersionRecord, name: str, key: ec.EllipticCurvePublicKey
+) -> dict[str, Any]:
     """The row's statement after checking its signature and that the row agrees with it."""
     try:
         statement = json.loads(rec.statement)
-        public_key(ws).verify(
+        key.verify(
             bytes(rec.statement_signature),
             b"aidlc-model-version-v1\n" + _canonical(statement),
             ec.ECDSA(hashes.SHA256()),
@@ -382,12 +386,13 @@ def register_bundle(ws: Workspace, name: str, bundle_dir: Path, reg: Registratio
     check_model_name(name)
     principal = ws.authorize("model.register", f"model:{name}")
     tags = _check_tags(reg.tags)
-    files = signing.hash_model_dir(bundle_dir)
-    for relative in files:
-        formats.refuse_pickle(relative, (bundle_dir / relative).read_bytes()[:4096])
-    digest = signing.model_digest(files)
+    for relative in signing.model_files(bundle_dir):
+        with (bundle_dir / relative).open("rb") as fh:
+            formats.refuse_pickle(relative, fh.read(4096))
     key = signing_key(ws)
     signature = signing.sign_model(bundle_dir, key)
+    files = signing.signed_files(signature)  # the signing pass hashed every file already
+    digest = signing.model_digest(files)
     _ensure_model(ws, name, reg.description, principal.name)
     with ws.db.reading() as session:
         model = model_record(session, name)
@@ -603,9 +608,9 @@ def register_model(
     `classes`, the label of each class index, in order.
     """
     from aidlc.registry import formats
-    from aidlc.registry.model import write_bundle
     from aidlc.train.preprocess import Preprocessor
 
+    principal = ws.authorize("model.register", f"model:{name}")
     kind, estimator = formats.from_user_object(model)
     features = list(features)
     if not features or len(set(features)) != len(features):
@@ -614,44 +619,52 @@ def register_model(
     if classes is not None and len(classes) < 2:
         raise InvalidInput("a classifier needs at least two classes")
     info = run.info() if run is not None else None
-    datasets = info.datasets if info is not None else []
-    schema = _schema_of(ws, datasets, features)
-    preprocessor = Preprocessor(input_features=features, output_features=features, steps=[])
-    with _private_dir() as tmp:
-        write_bundle(
-            tmp,
+    return register_fitted(
+        ws,
+        name,
+        estimator,
+        Preprocessor(input_features=features, output_features=features, steps=[]),
+        Registration(
             kind=kind,
-            model=estimator,
-            preprocessor=preprocessor,
             task=task,
             target=target,
+            features=features,
             classes=list(classes) if classes is not None else None,
+            metrics=dict(metrics or (info.metrics if info else {})),
+            gates=[],
+            gates_passed=True,
+            datasets=info.datasets if info is not None else [],
+            trained_by=principal.name,
+            run_id=run.id if run is not None else None,
+            description=description,
+            tags=dict(tags or {}),
+            intended_use=intended_use,
+            limitations=limitations,
+            owner=owner,
+        ),
+    )
+
+
+def register_fitted(
+    ws: Workspace, name: str, model: Any, preprocessor: Preprocessor, reg: Registration
+) -> ModelVersion:
+    """Write a fitted estimator and its preprocessing as a bundle (input schema from the data
+    contract of `reg.datasets`), then sign and register it."""
+    from aidlc.registry.model import write_bundle
+
+    schema = _schema_of(ws, reg.datasets, reg.features)
+    with _private_dir() as tmp:
+        write_bundle(
+            tmp / "model",
+            kind=reg.kind,
+            model=model,
+            preprocessor=preprocessor,
+            task=reg.task,
+            target=reg.target,
+            classes=reg.classes,
             input_schema=schema,
         )
-        principal = ws.authorize("model.register", f"model:{name}")
-        return register_bundle(
-            ws,
-            name,
-            tmp,
-            Registration(
-                kind=kind,
-                task=task,
-                target=target,
-                features=features,
-                classes=list(classes) if classes is not None else None,
-                metrics=dict(metrics or (info.metrics if info else {})),
-                gates=[],
-                gates_passed=True,
-                datasets=datasets,
-                trained_by=principal.name,
-                run_id=run.id if run is not None else None,
-                description=description,
-                tags=dict(tags or {}),
-                intended_use=intended_use,
-                limitations=limitations,
-                owner=owner,
-            ),
-        )
+        return register_bundle(ws, name, tmp / "model", reg)
 
 
 # -- verifying and loading ----------------------------------------------------------------------
@@ -692,32 +705,36 @@ class Verification:
         }
 
 
+def _document(ws: Workspace, statement: Mapping[str, Any], label: str, document: str) -> bytes:
+    data = _read_ref(ws, statement["objects"][document])
+    if _sha256(data) != statement["documents"][document]:
+        raise IntegrityError(f"{label}: {document} does not match its signed digest")
+    return data
+
+
 def _materialize(
     ws: Workspace, name: str, rec: ModelVersionRecord, into: Path
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Decrypt a version's files into `into` and check everything; nothing is deserialized."""
-    statement = _verified_statement(ws, rec, name)
+    key = public_key(ws)
+    label = f"{name}@{rec.version}"
+    statement = _verified_statement(rec, name, key)
     refs: dict[str, str] = statement["objects"]
-    documents: dict[str, bytes] = {}
-    for doc, expected in statement["documents"].items():
-        data = _read_ref(ws, refs[doc])
-        if _sha256(data) != expected:
-            raise IntegrityError(f"{name}@{rec.version}: {doc} does not match its signed digest")
-        documents[doc] = data
+    documents = {doc: _document(ws, statement, label, doc) for doc in statement["documents"]}
     model_dir = into / "model"
     model_dir.mkdir()
     for relative, expected in statement["files"].items():
         target = (model_dir / relative).resolve()
         if model_dir.resolve() not in target.parents:
-            raise IntegrityError(f"{name}@{rec.version}: a file path escapes the model directory")
+            raise IntegrityError(f"{label}: a file path escapes the model directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         data = _read_ref(ws, refs[f"model/{relative}"])
         if _sha256(data) != expected:
-            raise IntegrityError(f"{name}@{rec.version}: {relative} does not match its digest")
+            raise IntegrityError(f"{label}: {relative} does not match its digest")
         target.write_bytes(data)
-    verified = signing.verify_model(model_dir, documents["model.sig"], public_key(ws))
+    verified = signing.verify_model(model_dir, documents["model.sig"], key)
     if verified != statement["files"] or signing.model_digest(verified) != rec.model_digest:
-        raise IntegrityError(f"{name}@{rec.version}: the signature covers other files")
+        raise IntegrityError(f"{label}: the signature covers other files")
     return statement, documents
 
 
@@ -736,21 +753,38 @@ def _refused(ws: Workspace, ref: str, action: str, exc: AidlcError) -> None:
         )
 
 
-def verify(ws: Workspace, ref: str) -> Verification:
-    """Check a version end to end (statement, digests, OpenSSF signature) without loading it."""
+def _locate(ws: Workspace, ref: str) -> tuple[str, ModelVersionRecord]:
+    """The model name and version row named by `ref`, for a caller who may read models."""
     name, selector = parse_model_ref(ref)
     ws.authorize("object.read:models", f"model:{ref[:100]}")
     with ws.db.reading() as session:
         _, rec = version_record(session, name, selector)
+    return name, rec
+
+
+def _guarded(ws: Workspace, label: str, action: str, work: Callable[[], T]) -> T:
+    """Run a verification; a failure is audited and alerted before it propagates."""
+    try:
+        return work()
+    except IntegrityError as exc:
+        _refused(ws, label, action, exc)
+        raise
+
+
+def _done(ws: Workspace, action: str, label: str, details: dict[str, Any]) -> None:
+    with ws.transaction() as session:
+        ws.record(session, action, f"model:{label}", details)
+
+
+def verify(ws: Workspace, ref: str) -> Verification:
+    """Check a version end to end (statement, digests, OpenSSF signature) without loading it."""
+    name, rec = _locate(ws, ref)
     label = f"{name}@{rec.version}"
     with _private_dir() as tmp:
-        try:
-            statement, documents = _materialize(ws, name, rec, tmp)
-        except IntegrityError as exc:
-            _refused(ws, label, "model.verify", exc)
-            raise
-    with ws.transaction() as session:
-        ws.record(session, "model.verify", f"model:{label}", {"model_digest": rec.model_digest})
+        statement, documents = _guarded(
+            ws, label, "model.verify", lambda: _materialize(ws, name, rec, tmp)
+        )
+    _done(ws, "model.verify", label, {"model_digest": rec.model_digest})
     return Verification(label, rec.model_digest, statement["files"], sorted(documents))
 
 
@@ -758,22 +792,18 @@ def load_model(ws: Workspace, ref: str, *, require_approved: bool = False) -> Lo
     """Verify a version, then deserialize it. Serving passes `require_approved=True`."""
     from aidlc.registry.model import read_bundle
 
-    name, selector = parse_model_ref(ref)
-    ws.authorize("object.read:models", f"model:{ref[:100]}")
-    with ws.db.reading() as session:
-        _, rec = version_record(session, name, selector)
+    name, rec = _locate(ws, ref)
     label = f"{name}@{rec.version}"
     if require_approved and rec.status != "approved":
         raise IntegrityError(f"{label} is {rec.status}, not approved; it cannot be served")
+
+    def verified_then_read(tmp: Path) -> LoadedModel:
+        _materialize(ws, name, rec, tmp)
+        return read_bundle(tmp / "model")
+
     with _private_dir() as tmp:
-        try:
-            _materialize(ws, name, rec, tmp)
-            loaded = read_bundle(tmp / "model")
-        except IntegrityError as exc:
-            _refused(ws, label, "model.load", exc)
-            raise
-    with ws.transaction() as session:
-        ws.record(session, "model.load", f"model:{label}", {"model_digest": rec.model_digest})
+        loaded = _guarded(ws, label, "model.load", lambda: verified_then_read(tmp))
+    _done(ws, "model.load", label, {"model_digest": rec.model_digest})
     return loaded
 
 
@@ -781,34 +811,21 @@ def read_document(ws: Workspace, ref: str, document: str) -> bytes:
     """One of a version's documents (card, ML-BOM, baseline), checked against the statement."""
     if document not in DOCUMENTS:
         raise UsageError(f"unknown document {document[:40]!r}; one of {', '.join(DOCUMENTS)}")
-    name, selector = parse_model_ref(ref)
-    ws.authorize("object.read:models", f"model:{ref[:100]}")
-    with ws.db.reading() as session:
-        _, rec = version_record(session, name, selector)
-    statement = _verified_statement(ws, rec, name)
-    data = _read_ref(ws, statement["objects"][document])
-    if _sha256(data) != statement["documents"][document]:
-        raise IntegrityError(f"{name}@{rec.version}: {document} does not match its signed digest")
-    return data
+    name, rec = _locate(ws, ref)
+    statement = _verified_statement(rec, name, public_key(ws))
+    return _document(ws, statement, f"{name}@{rec.version}", document)
 
 
 def export(ws: Workspace, ref: str, directory: Path) -> list[str]:
     """Write a verified version for third parties: `model/`, `model.sig`, the public key,
     the model card (Markdown and JSON) and the ML-BOM. Returns the written paths."""
-    name, selector = parse_model_ref(ref)
-    ws.authorize("object.read:models", f"model:{ref[:100]}")
     directory = Path(directory)
+    name, rec = _locate(ws, ref)
     if directory.exists() and any(directory.iterdir()):
         raise Conflict(f"{directory} is not empty; export into a new or empty directory")
-    with ws.db.reading() as session:
-        _, rec = version_record(session, name, selector)
     label = f"{name}@{rec.version}"
     with _private_dir() as tmp:
-        try:
-            _, documents = _materialize(ws, name, rec, tmp)
-        except IntegrityError as exc:
-            _refused(ws, label, "model.export", exc)
-            raise
+        _, documents = _guarded(ws, label, "model.export", lambda: _materialize(ws, name, rec, tmp))
         directory.mkdir(parents=True, exist_ok=True)
         shutil.copytree(tmp / "model", directory / "model")
     written = ["model/"]
@@ -817,8 +834,7 @@ def export(ws: Workspace, ref: str, directory: Path) -> list[str]:
         written.append(doc)
     (directory / "signing-key.pub.pem").write_bytes(signing.public_key_pem(public_key(ws)))
     written.append("signing-key.pub.pem")
-    with ws.transaction() as session:
-        ws.record(session, "model.export", f"model:{label}", {"files": written})
+    _done(ws, "model.export", label, {"files": written})
     return written
 
 
@@ -848,10 +864,14 @@ def set_tag(ws: Workspace, ref: str, key: str, value: str | None) -> None:
         ws.record(session, "model.tag", f"model:{name}@{rec.version}", {"key": key, "value": value})
 
 
-def registrar(ws: Workspace) -> Callable[[str, Path, dict[str, Any]], str]:
-    """The `register` callback the training runner calls with a finished bundle."""
+def registrar(ws: Workspace) -> Callable[[str, Any, Preprocessor, dict[str, Any]], tuple[str, str]]:
+    """The `register` callback the training runner calls with a fitted model; it returns the
+    new version's ref and model digest."""
 
-    def register(name: str, bundle_dir: Path, fields: dict[str, Any]) -> str:
-        return register_bundle(ws, name, bundle_dir, Registration(**fields)).ref
+    def register(
+        name: str, model: Any, preprocessor: Preprocessor, fields: dict[str, Any]
+    ) -> tuple[str, str]:
+        version = register_fitted(ws, name, model, preprocessor, Registration(**fields))
+        return version.ref, version.model_digest
 
     return register

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import signal
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,8 +37,9 @@ if TYPE_CHECKING:
     from aidlc.train.tuning import Trial
 
 Progress = Callable[[str, int, int], None]
-Register = Callable[[str, Path, dict[str, Any]], str]
+Register = Callable[[str, Any, "Preprocessor", dict[str, Any]], tuple[str, str]]
 ProductionMetrics = Callable[[str], "dict[str, float] | None"]
+Checkpoint = tuple[list["Trial"], estimators.FitState | None]
 
 _MAGIC = b"AIDLCCK1"
 CHECKPOINT_SECONDS = 60.0
@@ -111,7 +111,7 @@ def _pack(trials: list[Trial], fit_state: estimators.FitState | None) -> bytes:
     return _MAGIC + struct.pack(">I", len(header)) + header + body
 
 
-def _unpack(data: bytes) -> tuple[list[Trial], estimators.FitState | None]:
+def _unpack(data: bytes) -> Checkpoint:
     from aidlc.train.tuning import Trial
 
     if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 4:
@@ -308,9 +308,10 @@ def train(
         seed=cfg.seed,
         directory=directory,
     )
-    return _execute(
-        ws, run_id, cfg, None, engine, ray_address, progress, stop, register, production_metrics
+    options = _Options(
+        engine, ray_address, progress, stop or StopFlag(), register, production_metrics
     )
+    return _execute(ws, run_id, cfg, None, options)
 
 
 def resume(
@@ -333,47 +334,30 @@ def resume(
         cfg = cfg.model_copy(update={"dataset": info.datasets[0]["ref"]})
     data = tracking.load_checkpoint(ws, info.id)
     checkpoint = _unpack(data) if data is not None else ([], None)
-    return _execute(
-        ws,
-        info.id,
-        cfg,
-        checkpoint,
-        engine,
-        ray_address,
-        progress,
-        stop,
-        register,
-        production_metrics,
+    options = _Options(
+        engine, ray_address, progress, stop or StopFlag(), register, production_metrics
     )
+    return _execute(ws, info.id, cfg, checkpoint, options)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How a run executes, as `train` and `resume` were asked."""
+
+    engine: str
+    ray_address: str | None
+    progress: Progress | None
+    stop: StopFlag
+    register: Register | None
+    production_metrics: ProductionMetrics | None
 
 
 def _execute(
-    ws: Workspace,
-    run_id: str,
-    cfg: TrainConfig,
-    checkpoint: tuple[list[Trial], estimators.FitState | None] | None,
-    engine: str,
-    ray_address: str | None,
-    progress: Progress | None,
-    stop: StopFlag | None,
-    register: Register | None,
-    production_metrics: ProductionMetrics | None,
+    ws: Workspace, run_id: str, cfg: TrainConfig, checkpoint: Checkpoint | None, options: _Options
 ) -> TrainOutcome:
-    stop = stop or StopFlag()
-    with stop.installed():
+    with options.stop.installed():
         try:
-            return _run(
-                ws,
-                run_id,
-                cfg,
-                checkpoint,
-                engine,
-                ray_address,
-                progress,
-                stop,
-                register,
-                production_metrics,
-            )
+            return _run(ws, run_id, cfg, checkpoint, options)
         except Interrupted:
             raise
         except BaseException as exc:
@@ -382,24 +366,18 @@ def _execute(
 
 
 def _run(
-    ws: Workspace,
-    run_id: str,
-    cfg: TrainConfig,
-    checkpoint: tuple[list[Trial], estimators.FitState | None] | None,
-    engine: str,
-    ray_address: str | None,
-    progress: Progress | None,
-    stop: StopFlag,
-    register: Register | None,
-    production_metrics: ProductionMetrics | None,
+    ws: Workspace, run_id: str, cfg: TrainConfig, checkpoint: Checkpoint | None, options: _Options
 ) -> TrainOutcome:
+    import polars as pl
+
     from aidlc.data import versions
     from aidlc.data.profile import profile_frame
     from aidlc.train.preprocess import fit_preprocessor
 
     durations: dict[str, float] = {}
     clock = time.perf_counter()
-    report = progress or (lambda _stage, _done, _total: None)
+    stop, register, production_metrics = options.stop, options.register, options.production_metrics
+    report = options.progress or (lambda _stage, _done, _total: None)
     trials, fit_state = checkpoint or ([], None)
     saver = _Checkpointer(ws, run_id, stop)
     saver.trials, saver.fit_state = list(trials), fit_state
@@ -450,8 +428,8 @@ def _run(
             parallelism=spec.parallelism,
             seed=cfg.seed,
             direction=spec.resolved_direction(),
-            engine=engine,
-            ray_address=ray_address,
+            engine=options.engine,
+            ray_address=options.ray_address,
             finished=trials,
             on_batch=lambda done: saver.update(trials=done),
             should_stop=stop,
@@ -550,10 +528,6 @@ def _run(
     model_ref: str | None = None
     model_digest: str | None = None
     if register is not None and cfg.register is not None:
-        from aidlc.registry.model import write_bundle
-        from aidlc.registry.signing import hash_model_dir
-        from aidlc.registry.signing import model_digest as digest_of
-
         clock = time.perf_counter()
         predictions = estimators.predict(cfg.model.type, outcome.model, X_eval)
         shown = (
@@ -563,46 +537,33 @@ def _run(
         )
         baseline = {
             "features": json.loads(versions.read_object_ref(ws, version.profile_object)),
-            "predictions": profile_frame(pl_frame({"prediction": shown})).to_json(),
+            "predictions": profile_frame(pl.DataFrame({"prediction": shown})).to_json(),
         }
-        schema = _input_schema(data, preprocessor)
-        with tempfile.TemporaryDirectory(prefix="aidlc-bundle-") as tmp:
-            bundle_dir = Path(tmp) / "model"
-            write_bundle(
-                bundle_dir,
-                kind=cfg.model.type,
-                model=outcome.model,
-                preprocessor=preprocessor,
-                task=data.task,
-                target=data.target,
-                classes=data.classes,
-                input_schema=schema,
-            )
-            model_digest = digest_of(hash_model_dir(bundle_dir))
-            principal = ws.principal.name if ws.principal else "unknown"
-            model_ref = register(
-                cfg.register.model,
-                bundle_dir,
-                {
-                    "kind": cfg.model.type,
-                    "task": data.task,
-                    "target": data.target,
-                    "features": preprocessor.input_features,
-                    "classes": data.classes,
-                    "metrics": metrics,
-                    "gates": [g.to_json() for g in gates],
-                    "gates_passed": gates_passed,
-                    "datasets": tracking.get_run(ws, run_id).datasets,
-                    "trained_by": principal,
-                    "run_id": run_id,
-                    "description": cfg.register.description,
-                    "tags": dict(cfg.register.tags),
-                    "intended_use": cfg.card.intended_use,
-                    "limitations": cfg.card.limitations,
-                    "owner": cfg.card.owner,
-                    "baseline": baseline,
-                },
-            )
+        principal = ws.principal.name if ws.principal else "unknown"
+        model_ref, model_digest = register(
+            cfg.register.model,
+            outcome.model,
+            preprocessor,
+            {
+                "kind": cfg.model.type,
+                "task": data.task,
+                "target": data.target,
+                "features": preprocessor.input_features,
+                "classes": data.classes,
+                "metrics": metrics,
+                "gates": [g.to_json() for g in gates],
+                "gates_passed": gates_passed,
+                "datasets": tracking.get_run(ws, run_id).datasets,
+                "trained_by": principal,
+                "run_id": run_id,
+                "description": cfg.register.description,
+                "tags": dict(cfg.register.tags),
+                "intended_use": cfg.card.intended_use,
+                "limitations": cfg.card.limitations,
+                "owner": cfg.card.owner,
+                "baseline": baseline,
+            },
+        )
         durations["register"] = time.perf_counter() - clock
 
     rows = {"train": len(train_rows), "test": len(test_rows), "dropped": data.dropped}
@@ -639,20 +600,3 @@ def _run(
         dataset=version.ref,
         rows=rows,
     )
-
-
-def pl_frame(columns: Mapping[str, list[Any]]) -> pl.DataFrame:
-    import polars as pl
-
-    return pl.DataFrame(dict(columns))
-
-
-def _input_schema(data: _Data, preprocessor: Preprocessor) -> list[dict[str, Any]]:
-    """The contract's column specs for every raw input the model reads."""
-    specs = {
-        c.name: json.loads(c.model_dump_json(exclude_none=True)) for c in data.contract.columns
-    }
-    return [
-        specs.get(name, {"name": name, "dtype": "float", "nullable": True})
-        for name in preprocessor.input_features
-    ]
