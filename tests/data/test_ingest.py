@@ -64,7 +64,7 @@ def sha(path):
 
 
 def raw_bytes(ws, ref: str) -> bytes:
-    return versions.read_object_ref(ws, ref)
+    return objects.get_ref(ws, ref)
 
 
 def test_an_accepted_file_becomes_version_1_with_its_provenance(env, tmp_path):

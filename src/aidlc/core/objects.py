@@ -247,6 +247,25 @@ def get_bytes(ws: Workspace, zone: str, object_id: str, version: int | None = No
         return b"".join(chunks)
 
 
+def parse_ref(ref: str) -> tuple[str, str, int]:
+    """`zone/object-id@version` (as `ObjectInfo.ref` writes it) → its parts.
+
+    >>> parse_ref("models/churn/v1/model.sig@1")
+    ('models', 'churn/v1/model.sig', 1)
+    """
+    zone, _, rest = ref.partition("/")
+    object_id, _, version = rest.rpartition("@")
+    if zone not in ZONES or not object_id or not version.isdigit():
+        raise IntegrityError(f"a record names a malformed object reference {ref[:120]!r}")
+    return zone, object_id, int(version)
+
+
+def get_ref(ws: Workspace, ref: str) -> bytes:
+    """The plaintext of the object version a record refers to by `zone/object-id@version`."""
+    zone, object_id, version = parse_ref(ref)
+    return get_bytes(ws, zone, object_id, version)
+
+
 def delete(ws: Workspace, zone: str, object_id: str, version: int, *, reason: str = "") -> None:
     """Crypto-shred an object: its data key is destroyed (committed) before the bytes go."""
     _check(zone, object_id)

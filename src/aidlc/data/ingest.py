@@ -153,7 +153,7 @@ def _previous_hashes(ws: Workspace, name: str) -> pl.Series | None:
         )
     if not refs:
         return None
-    frames = [pl.read_parquet(io.BytesIO(versions.read_object_ref(ws, r))) for r in refs]
+    frames = [pl.read_parquet(io.BytesIO(objects.get_ref(ws, r))) for r in refs]
     return pl.concat(frames).to_series()
 
 

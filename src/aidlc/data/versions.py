@@ -171,17 +171,6 @@ def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
     ]
 
 
-def _split(object_ref: str) -> tuple[str, str, int]:
-    zone, _, rest = object_ref.partition("/")
-    object_id, _, version = rest.rpartition("@")
-    return zone, object_id, int(version)
-
-
-def read_object_ref(ws: Workspace, object_ref: str) -> bytes:
-    zone, object_id, version = _split(object_ref)
-    return objects.get_bytes(ws, zone, object_id, version)
-
-
 def read_version(ws: Workspace, ref: str) -> pl.DataFrame:
     """The rows of a validated dataset version, decrypted and digest-checked.
 
@@ -190,7 +179,7 @@ def read_version(ws: Workspace, ref: str) -> pl.DataFrame:
     import polars as pl
 
     version = resolve(ws, ref)
-    data = read_object_ref(ws, version.data_object)
+    data = objects.get_ref(ws, version.data_object)
     return pl.read_parquet(io.BytesIO(data))
 
 
@@ -198,7 +187,7 @@ def read_profile(ws: Workspace, ref: str) -> DatasetProfile:
     from aidlc.data.profile import DatasetProfile
 
     version = resolve(ws, ref)
-    return DatasetProfile.from_json(json.loads(read_object_ref(ws, version.profile_object)))
+    return DatasetProfile.from_json(json.loads(objects.get_ref(ws, version.profile_object)))
 
 
 # -- contracts ---------------------------------------------------------------------------------

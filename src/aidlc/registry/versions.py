@@ -681,11 +681,9 @@ def _private_dir() -> Iterator[Path]:
 
 
 def _read_ref(ws: Workspace, ref: str) -> bytes:
-    zone, _, rest = ref.partition("/")
-    object_id, _, version = rest.rpartition("@")
-    if zone != ZONE or not version.isdigit():
-        raise IntegrityError(f"the statement names an unexpected object {ref[:120]!r}")
-    return objects.get_bytes(ws, zone, object_id, int(version))
+    if objects.parse_ref(ref)[0] != ZONE:
+        raise IntegrityError(f"the statement names an object outside {ZONE}: {ref[:120]!r}")
+    return objects.get_ref(ws, ref)
 
 
 @dataclass(frozen=True)

@@ -300,7 +300,7 @@ def train(
     ws.authorize("train.run", f"config:{source[:100]}")
     run_id = tracking.create_run(
         ws,
-        cfg.name or (cfg.register.model if cfg.register else "train"),
+        _run_name(cfg),
         kind="config",
         config=config_text,
         config_digest=config_digest(cfg),
@@ -312,6 +312,10 @@ def train(
         engine, ray_address, progress, stop or StopFlag(), register, production_metrics
     )
     return _execute(ws, run_id, cfg, None, options)
+
+
+def _run_name(cfg: TrainConfig) -> str:
+    return cfg.name or (cfg.register.model if cfg.register else "train")
 
 
 def resume(
@@ -370,6 +374,7 @@ def _run(
 ) -> TrainOutcome:
     import polars as pl
 
+    from aidlc.core import objects
     from aidlc.data import versions
     from aidlc.data.profile import profile_frame
     from aidlc.train.preprocess import fit_preprocessor
@@ -536,7 +541,7 @@ def _run(
             else predictions.astype(float).tolist()
         )
         baseline = {
-            "features": json.loads(versions.read_object_ref(ws, version.profile_object)),
+            "features": json.loads(objects.get_ref(ws, version.profile_object)),
             "predictions": profile_frame(pl.DataFrame({"prediction": shown})).to_json(),
         }
         principal = ws.principal.name if ws.principal else "unknown"
@@ -553,7 +558,7 @@ def _run(
                 "metrics": metrics,
                 "gates": [g.to_json() for g in gates],
                 "gates_passed": gates_passed,
-                "datasets": tracking.get_run(ws, run_id).datasets,
+                "datasets": tracking.get_run(ws, run_id).datasets,  # as the run recorded them
                 "trained_by": principal,
                 "run_id": run_id,
                 "description": cfg.register.description,
@@ -586,7 +591,7 @@ def _run(
     tracking.finish_run(ws, run_id, "finished", result=result)
     return TrainOutcome(
         run_id=run_id,
-        name=tracking.get_run(ws, run_id).name,
+        name=_run_name(cfg),
         status="finished",
         task=data.task,
         metrics=metrics,

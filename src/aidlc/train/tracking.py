@@ -345,6 +345,7 @@ def reopen_run(ws: Workspace, run_id: str) -> RunInfo:
 
 def set_model_version(ws: Workspace, run_id: str, ref: str) -> None:
     """Link the run to the model version registered from it."""
+    ws.authorize("model.register", f"run:{run_id[:40]}")
     with ws.transaction() as session:
         rec = _run_record(session, run_id)
         rec.model_version = ref
@@ -371,9 +372,7 @@ def load_checkpoint(ws: Workspace, run_id: str) -> bytes | None:
         rec = _run_record(session, run_id)
     if rec.checkpoint_object is None:
         return None
-    zone, _, rest = rec.checkpoint_object.partition("/")
-    object_id, _, version = rest.rpartition("@")
-    return objects.get_bytes(ws, zone, object_id, int(version))
+    return objects.get_ref(ws, rec.checkpoint_object)
 
 
 def _info(rec: RunRecord, metrics: dict[str, float]) -> RunInfo:
