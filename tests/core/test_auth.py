@@ -46,7 +46,10 @@ EXPECTED: dict[str, set[str]] = {
         "model.read",
         "run.read",
     },
-    "inference": {"object.read:models", "model.read", "model.predict", "object.write:predictions"},
+    "inference": {
+        "object.read:models", "model.read", "model.predict", "object.write:predictions",
+        "deployment.conclude",
+    },
     "monitor": {
         "object.read:predictions",
         "object.write:reports",

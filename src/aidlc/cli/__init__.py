@@ -15,7 +15,19 @@ from typing import Annotated
 import typer
 
 from aidlc import __version__
-from aidlc.cli import alerts, audit, data, init, keys, models, objects, quickstart, train, users
+from aidlc.cli import (
+    alerts,
+    audit,
+    data,
+    init,
+    keys,
+    models,
+    objects,
+    quickstart,
+    serve,
+    train,
+    users,
+)
 from aidlc.cli.context import set_workspace_option
 
 app = typer.Typer(
@@ -63,6 +75,8 @@ app.command("train")(train.train)
 app.add_typer(train.runs_app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(alerts.app, name="alerts")
+app.command("serve")(serve.serve)
+app.command("deploy")(serve.deploy)
 
 
 def main() -> None:

@@ -38,6 +38,11 @@ def new_request_id() -> str:
     return rid
 
 
+def set_request_id(rid: str) -> None:
+    """Continue a request whose id was given (a server's X-Request-ID)."""
+    _request_id.set(rid)
+
+
 def current_request_id() -> str:
     rid = _request_id.get()
     return rid if rid is not None else new_request_id()

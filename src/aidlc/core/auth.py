@@ -59,6 +59,8 @@ GRANTS: dict[str, frozenset[str]] = {
     "model.read": frozenset({"trainer", "approver", "inference", "monitor", "auditor"}),
     "model.predict": frozenset({"inference"}),
     "object.write:predictions": frozenset({"inference"}),
+    # a server ends a rollout an approver started, only as its policy decides (serve.rollout)
+    "deployment.conclude": frozenset({"inference"}),
     # monitor: read prediction logs and baselines, write monitor reports, send alerts
     "object.read:predictions": frozenset({"monitor"}),
     "object.delete:predictions": frozenset({"data-steward"}),

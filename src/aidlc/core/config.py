@@ -102,6 +102,70 @@ class DataConfig(_Section):
     inbox_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
 
 
+class CanaryPolicy(_Section):
+    """How a canary is judged: promoted after `promote_after` candidate requests without a breach,
+    rolled back as soon as one of the limits is breached after `min_requests`."""
+
+    promote_after: int = Field(default=500, ge=1, le=10_000_000)
+    min_requests: int = Field(default=50, ge=1, le=1_000_000)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_latency_ratio: float = Field(default=3.0, gt=1)
+    max_divergence: float = Field(default=0.2, ge=0, le=1)
+
+
+class PredictionLogConfig(_Section):
+    """Prediction logging for monitoring: sampled, batched, encrypted, off the request path."""
+
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    batch_rows: int = Field(default=5000, ge=1, le=1_000_000)
+    flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    queue_rows: int = Field(default=200_000, ge=1, le=10_000_000)
+
+
+class TracingConfig(_Section):
+    """OpenTelemetry traces: off unless an exporter is named."""
+
+    exporter: Literal["none", "otlp", "console"] = "none"
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    service_name: str = Field(default="aidlc", min_length=1, max_length=100)
+
+
+class ServeConfig(_Section):
+    """The inference server: request limits, rate limits, OOD policy, logging, rollouts."""
+
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=256 << 20)
+    max_batch_rows: int = Field(default=1000, ge=1, le=1_000_000)
+    rate_limit: str = "100/second"
+    rate_limit_storage: str = "memory://"
+    ood_action: Literal["flag", "reject"] = "flag"
+    ood_z: float = Field(default=6.0, gt=0, le=1000)
+    poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+    token_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    prediction_log: PredictionLogConfig = PredictionLogConfig()
+    canary: CanaryPolicy = CanaryPolicy()
+    tracing: TracingConfig = TracingConfig()
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if not re.fullmatch(
+            r"\s*\d{1,9}\s*(/|per)\s*(\d{1,6}\s*)?(second|minute|hour|day)s?\s*", value
+        ):
+            raise ValueError(f"{value[:60]!r} is not a rate such as '100/second' or '1000/minute'")
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        if not re.match(r"^(memory|redis|rediss|redis\+unix)://", value):
+            raise ValueError("must be memory:// or a redis:// URI")
+        if _URL_PASSWORD.match(value):
+            raise ValueError(
+                "rate_limit_storage contains a password; set it in AIDLC_RATE_LIMIT_STORAGE instead"
+            )
+        return value
+
+
 class Config(_Section):
     """The whole `aidlc.yaml`."""
 
@@ -113,6 +177,7 @@ class Config(_Section):
     auth: AuthConfig = AuthConfig()
     audit: AuditConfig = AuditConfig()
     data: DataConfig = DataConfig()
+    serve: ServeConfig = ServeConfig()
 
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -207,6 +272,35 @@ data:
   max_decompressed_bytes: 8589934592  # 8 GiB after gunzip (stops gzip bombs)
   max_columns: 2000
   inbox_poll_seconds: 2.0
+
+serve:
+  # The inference server (`aidlc serve`). Requests larger than these are refused (413 / 422).
+  max_body_bytes: 1048576
+  max_batch_rows: 1000
+  # Per-token rate limit; memory:// is per process. With several workers or replicas use
+  # redis://host:6379 (a URL with a password goes in AIDLC_RATE_LIMIT_STORAGE instead).
+  rate_limit: 100/second
+  rate_limit_storage: memory://
+  # Rows outside the training range or with |z| above ood_z are flagged; "reject" refuses them.
+  ood_action: flag
+  ood_z: 6.0
+  poll_seconds: 2.0          # how often the server looks for a moved production alias
+  token_cache_seconds: 5.0   # a revoked token stops working within this time
+  prediction_log:
+    sample_rate: 1.0
+    batch_rows: 5000
+    flush_seconds: 5.0
+    queue_rows: 200000
+  canary:
+    promote_after: 500       # candidate requests without a breach before promotion
+    min_requests: 50         # judged only after this many
+    max_error_rate: 0.01
+    max_latency_ratio: 3.0   # candidate p95 latency / production p95
+    max_divergence: 0.2      # share of rows where candidate and production disagree
+  tracing:
+    exporter: none           # none | otlp | console
+    endpoint: http://127.0.0.1:4318/v1/traces
+    service_name: aidlc
 """
 
 

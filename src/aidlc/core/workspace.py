@@ -342,7 +342,14 @@ class Workspace:
     # -- authentication and authorisation ----------------------------------------------------
 
     def authenticate(self, token: str) -> auth.Principal:
-        """Resolve a token to its principal, or raise `AuthenticationFailed` (audited)."""
+        """Resolve a token to its principal and act as it from now on; `AuthenticationFailed`
+        (audited) when the token is unknown, revoked, expired or its principal disabled."""
+        self.principal = self.identify(token)
+        return self.principal
+
+    def identify(self, token: str) -> auth.Principal:
+        """Resolve a token to its principal without acting as it: a server checks its callers'
+        tokens this way while it keeps acting as its own service principal."""
         now = datetime.now(UTC)
         problem: str | None = None
         principal: auth.Principal | None = None
@@ -400,7 +407,6 @@ class Workspace:
                 f"authentication failed: {problem}",
                 hint="check AIDLC_TOKEN or your credentials file; an admin can issue a new token",
             )
-        self.principal = principal
         return principal
 
     def authorize(self, action: str, resource: str = "") -> auth.Principal:

@@ -1,0 +1,196 @@
+"""Prediction and feedback logs: sampled on the request path, written in batches off it.
+
+Requests put rows on a bounded queue and return; one writer thread groups them per model and
+writes each batch as a Parquet object, encrypted like every other object, in the `predictions`
+zone, with a row in `prediction_batches` saying which model, how many rows and what time span.
+`close()` drains the queue and writes what is left, so a clean shutdown loses nothing. When the
+queue is full (the store is slower than traffic) rows are dropped and counted, never blocking a
+request: the count is exported as a metric.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aidlc.core.config import PredictionLogConfig
+
+if TYPE_CHECKING:
+    from aidlc.core.workspace import Workspace
+
+ZONE = "predictions"
+KINDS = ("predictions", "feedback")
+_STOP = object()
+log = logging.getLogger("aidlc.serve")
+
+
+@dataclass
+class LogStats:
+    queued: int = 0
+    written: int = 0
+    dropped: int = 0
+    batches: int = 0
+    failures: int = 0
+
+
+class PredictionLog:
+    """The batched writer of one kind of log row (`predictions` or `feedback`)."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        config: PredictionLogConfig,
+        kind: str = "predictions",
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown log kind {kind!r}")
+        self.ws = ws
+        self.config = config
+        self.kind = kind
+        self.stats = LogStats()
+        self._on_drop = on_drop
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_rows)
+        self._thread = threading.Thread(target=self._run, name=f"aidlc-{kind}-log", daemon=True)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread.start()
+
+    def sampled(self) -> bool:
+        """Whether the next request is logged, at the configured sample rate."""
+        rate = self.config.sample_rate
+        return rate >= 1.0 or (rate > 0 and secrets.randbelow(1_000_000) < rate * 1_000_000)
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Queue rows (each with a `model` key); never blocks."""
+        for row in rows:
+            try:
+                self._queue.put_nowait(row)
+            except queue.Full:
+                self.stats.dropped += 1
+                if self._on_drop is not None:
+                    self._on_drop()
+            else:
+                self.stats.queued += 1
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Write every queued row, then stop the writer."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        pending: list[dict[str, Any]] = []
+        started = time.monotonic()
+        while True:
+            wait = max(0.01, self.config.flush_seconds - (time.monotonic() - started))
+            try:
+                item = self._queue.get(timeout=wait if pending else self.config.flush_seconds)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                while True:  # rows queued before the stop marker by racing requests
+                    try:
+                        extra = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if extra is not _STOP:
+                        pending.append(extra)
+                self._flush(pending)
+                return
+            if item is not None:
+                if not pending:
+                    started = time.monotonic()
+                pending.append(item)
+            due = time.monotonic() - started >= self.config.flush_seconds
+            if pending and (len(pending) >= self.config.batch_rows or due):
+                self._flush(pending)
+                pending = []
+
+    def _flush(self, rows: list[dict[str, Any]]) -> None:
+        by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_model[str(row.get("model", ""))].append(row)
+        for model, part in by_model.items():
+            try:
+                write_batch(self.ws, self.kind, model, part)
+            except Exception:  # a failed write must not kill the writer; it is logged and counted
+                self.stats.failures += 1
+                log.exception("could not write a %s batch of %d rows", self.kind, len(part))
+            else:
+                self.stats.written += len(part)
+                self.stats.batches += 1
+
+
+def write_batch(ws: Workspace, kind: str, model: str, rows: list[dict[str, Any]]) -> str:
+    """Write rows as one encrypted Parquet object and record the batch; returns its ref."""
+    import polars as pl
+
+    from aidlc.core import objects
+    from aidlc.core.meta import PredictionBatchRecord
+
+    times = [row["at"] for row in rows]
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd")
+    first = min(times)
+    object_id = f"{kind}/{model or '_'}/{first:%Y-%m-%d}/{first:%H%M%S}-{secrets.token_hex(6)}"
+    info = objects.put_bytes(
+        ws, ZONE, object_id, buffer.getvalue(), details={"rows": len(rows), "kind": kind}
+    )
+    with ws.transaction() as session:
+        session.add(
+            PredictionBatchRecord(
+                kind=kind,
+                model=model,
+                object_ref=info.ref,
+                rows=len(rows),
+                first_at=first,
+                last_at=max(times),
+                created_by=ws.principal.name if ws.principal else "system",
+            )
+        )
+    return info.ref
+
+
+def read_batches(
+    ws: Workspace, kind: str = "predictions", model: str | None = None
+) -> list[dict[str, Any]]:
+    """Every logged row of `kind` (for `model`), oldest batch first; for monitors and tests."""
+    import polars as pl
+    from sqlalchemy import select
+
+    from aidlc.core import objects
+    from aidlc.core.meta import PredictionBatchRecord
+
+    ws.authorize("object.read:predictions", f"{ZONE}/{kind}")
+    query = select(PredictionBatchRecord).where(PredictionBatchRecord.kind == kind)
+    if model is not None:
+        query = query.where(PredictionBatchRecord.model == model)
+    with ws.db.reading() as session:
+        refs = [
+            r.object_ref
+            for r in session.execute(query.order_by(PredictionBatchRecord.id)).scalars()
+        ]
+    rows: list[dict[str, Any]] = []
+    for ref in refs:
+        rows.extend(pl.read_parquet(io.BytesIO(objects.get_ref(ws, ref))).to_dicts())
+    return rows
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
