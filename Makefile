@@ -28,7 +28,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-dev system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## system packages (PostgreSQL server binaries) via apt-get when they are missing
+## system packages (PostgreSQL server binaries, Redis) via apt-get when they are missing
 system-deps:
 	@scripts/system-deps.sh
 

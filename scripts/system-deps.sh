@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs, only when they are missing.
+# Install the system packages the test suite needs, only when they are missing:
+# PostgreSQL (metadata tests) and Redis (shared rate limits across server workers).
 set -euo pipefail
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null; }
 
 have initdb && have pg_ctl && have postgres || need+=(postgresql)
+have redis-server || need+=(redis-server)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -241,6 +242,18 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
     assert "separation of duties" in proc.stdout
     assert "approved breast-cancer@1 → production" in proc.stdout
     assert "model_signing verify key` accepts it" in proc.stdout
+    said = " ".join(proc.stdout.split())  # rich wraps long lines at spaces
+    assert "Learning" in said
+    assert "without a token → 401" in said and "trainer's token → 403" in said
+    assert "a malformed record → 422: favourite_colour is not an input of the model" in said
+    assert "ood=True" in said and "/v1/feedback with the true diagnoses → 202" in said
+    assert re.search(r"20/second limit → \d+ x 200, \d+ x 429 \(Retry-After: 1 s\)", said)
+    assert "the server judged the canary: promoted" in said
+    assert "production is breast-cancer@1 again" in said
+    assert "hot-swapped to breast-cancer@1" in said
+    logged = re.search(r"server stopped cleanly: (\d+) predictions and 3 labels", said)
+    assert logged and int(logged.group(1)) > 30
+    assert 'aidlc_predictions_total{label="malignant",model="breast-cancer"' in said
     tokens_file = tmp_path / "qs" / "quickstart-tokens.json"
     assert stat.S_IMODE(tokens_file.stat().st_mode) == 0o600
     saved = json.loads(tokens_file.read_text())
@@ -258,7 +271,14 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
         workspace=Path(saved["workspace"]),
     )
     moves = [(h["alias"], h["version"], h["by"]) for h in json.loads(history.stdout)]
-    assert moves == [("candidate", 1, "lead"), ("production", 1, "approver")]
+    assert moves == [
+        ("candidate", 1, "lead"),
+        ("production", 1, "approver"),
+        ("candidate", 2, "lead"),
+        ("staging", 2, "approver"),
+        ("production", 2, "api"),  # the server promoted the canary the approver started
+        ("production", 1, "approver"),  # and the approver rolled it back
+    ]
 
 
 def test_quickstart_cleans_up_its_temporary_workspace():

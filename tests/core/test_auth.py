@@ -47,7 +47,10 @@ EXPECTED: dict[str, set[str]] = {
         "run.read",
     },
     "inference": {
-        "object.read:models", "model.read", "model.predict", "object.write:predictions",
+        "object.read:models",
+        "model.read",
+        "model.predict",
+        "object.write:predictions",
         "deployment.conclude",
     },
     "monitor": {

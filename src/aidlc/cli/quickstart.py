@@ -18,7 +18,9 @@ DEMO_PRINCIPALS = {
     "lead": ["trainer", "approver"],
     "approver": ["approver"],
     "auditor": ["auditor"],
+    "api": ["inference", "monitor"],
 }
+
 
 # The demo's training config: what a user would keep in git beside their code.
 TRAIN_CONFIG = """\
@@ -212,6 +214,197 @@ def _deployment(out: Any, ws_root: Path, tokens: dict[str, str], root: Path) -> 
     )
 
 
+def _serve_thread(server: Any) -> tuple[Any, Any, str]:
+    """Run the app on a free loopback port in a thread; returns (uvicorn server, thread, url)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from aidlc.serve.app import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(server), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    http = uvicorn.Server(config)
+    thread = threading.Thread(target=http.run, name="aidlc-quickstart-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not http.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return http, thread, f"http://127.0.0.1:{port}"
+
+
+def _ood_row(served: Any, row: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """The row with one feature moved inside the contract's range but beyond training's."""
+    limits = {c["name"]: c.get("max") for c in served.schema}
+    for name, ref in served._refs.items():
+        top = limits.get(name)
+        if ref.high is not None and isinstance(top, int | float) and top > ref.high:
+            return {**row, name: (ref.high + top) / 2}, name
+    return None
+
+
+def _learning(out: Any, ws_root: Path, tokens: dict[str, str], root: Path) -> None:
+    """Serve the production model over HTTP: good, bad, unauthorised and over-limit requests,
+    feedback, a canary promoted by the server, a rollback, prediction logs and metrics."""
+    import time
+
+    import httpx
+
+    from aidlc.core.config import CanaryPolicy
+    from aidlc.core.workspace import Workspace
+    from aidlc.demo import breast_cancer
+    from aidlc.registry import approval, versions
+    from aidlc.serve import predlog, rollout
+    from aidlc.serve.app import Server
+    from aidlc.train import runner
+
+    out.rule("[bold]Learning[/] — the inference API, rollouts, prediction logs")
+    api = Workspace.open(ws_root, token=tokens["api"])
+    settings = api.config.serve.model_copy(update={"rate_limit": "20/second", "poll_seconds": 0.2})
+    server = Server(api, settings)
+    http, thread, url = _serve_thread(server)
+    name = "breast-cancer"
+    auth = {"Authorization": f"Bearer {tokens['api']}"}
+    frame = breast_cancer.frame()
+    rows = frame.drop(["patient_id", "diagnosis"]).tail(3).to_dicts()
+    truth = frame["diagnosis"].tail(3).to_list()
+    predict = f"{url}/v1/models/{name}:predict"
+    try:
+        out.print(f"api (inference + monitor roles only) serves {name}@production on {url}")
+        with httpx.Client(timeout=30) as client:
+            r = client.post(predict, headers=auth, json={"records": rows, "probabilities": True})
+            answer = r.json()
+            shown = [p["prediction"] for p in answer["predictions"]]
+            out.print(
+                f"  POST /v1/models/{name}:predict (3 patients) → {r.status_code}: {shown} from "
+                f"version {answer['version']} (truth {truth}), request id "
+                f"{r.headers['x-request-id'][:8]}…"
+            )
+            r = client.post(predict, json={"records": rows})
+            out.print(f"  without a token → {r.status_code} {r.json()['error']}")
+            lead = {"Authorization": f"Bearer {tokens['lead']}"}
+            r = client.post(predict, headers=lead, json={"records": rows})
+            out.print(f"  with the trainer's token → {r.status_code} {r.json()['error']}")
+            bad = {**rows[0], "mean_radius": "large", "favourite_colour": "blue"}
+            r = client.post(predict, headers=auth, json={"records": [bad]})
+            problems = "; ".join(f"{p['field']} {p['problem']}" for p in r.json()["problems"])
+            out.print(f"  a malformed record → {r.status_code}: {problems}")
+            moved = _ood_row(server.slot(name).production, rows[0])
+            if moved is not None:
+                r = client.post(predict, headers=auth, json={"records": [moved[0]]})
+                flagged = r.json()["predictions"][0]
+                out.print(
+                    f"  {moved[1]} beyond anything seen in training → {r.status_code}, "
+                    f"ood={flagged['ood']}: {'; '.join(flagged.get('ood_reasons', []))}"
+                )
+            labels = [
+                {"prediction_id": p["prediction_id"], "label": t}
+                for p, t in zip(answer["predictions"], truth, strict=True)
+            ]
+            r = client.post(
+                f"{url}/v1/feedback", headers=auth, json={"model": name, "feedback": labels}
+            )
+            out.print(f"  POST /v1/feedback with the true diagnoses → {r.status_code} {r.json()}")
+            codes: dict[int, int] = {}
+            retry = ""
+            for _ in range(30):
+                r = client.post(predict, headers=auth, json={"records": rows[:1]})
+                codes[r.status_code] = codes.get(r.status_code, 0) + 1
+                retry = r.headers.get("retry-after", retry)
+            out.print(
+                "  a burst of 30 requests against the 20/second limit → "
+                + ", ".join(f"{n} x {c}" for c, n in sorted(codes.items()))
+                + (f" (Retry-After: {retry} s)" if retry else "")
+            )
+
+            lead_ws = Workspace.open(ws_root, token=tokens["lead"])
+            # the same recipe without tuning, another seed: a retrained candidate
+            before, _, rest = TRAIN_CONFIG.partition("tuning:")
+            quick = before + "register:" + rest.partition("register:")[2]
+            outcome = runner.train(
+                lead_ws,
+                quick.replace("seed: 7", "seed: 8"),
+                register=versions.registrar(lead_ws),
+                production_metrics=lambda n: versions.production_metrics(lead_ws, n),
+            )
+            lead_ws.close()
+            approver = Workspace.open(ws_root, token=tokens["approver"])
+            candidate = approval.approve(
+                approver, outcome.model_version or name, to="staging", reason="retrained"
+            )
+            policy = CanaryPolicy(promote_after=30, min_requests=10, max_latency_ratio=20)
+            rollout.deploy(
+                approver, candidate.ref, canary=50, policy=policy, reason="try the retrained model"
+            )
+            out.print(
+                f"approver: `aidlc deploy {candidate.ref} --canary 50` (promote after "
+                f"{policy.promote_after} clean requests; roll back on error rate > "
+                f"{policy.max_error_rate}, divergence > {policy.max_divergence})"
+            )
+            time.sleep(1.0)
+            everyone = frame.drop(["patient_id", "diagnosis"]).to_dicts()
+            seen: dict[int, int] = {}
+            for i in range(400):
+                if i % 10 == 0 and rollout.deployments(approver, name)[0].status != "active":
+                    break
+                r = client.post(
+                    predict,
+                    headers=auth,
+                    json={"records": [everyone[i % len(everyone)]]},
+                )
+                if r.status_code == 200:
+                    v = r.json()["version"]
+                    seen[v] = seen.get(v, 0) + 1
+                else:
+                    time.sleep(float(r.headers.get("retry-after", "1")))
+            done = rollout.deployments(approver, name)[0]
+            out.print(
+                f"  the server judged the canary: {done.status} after "
+                f"{done.verdict.get('requests')} candidate requests (divergence "
+                f"{done.verdict.get('divergence', 0):.3f}); answers by version: {seen}"
+            )
+            restored = rollout.rollback(approver, name, reason="demo: back to the tuned model")
+            out.print(f"  `aidlc deploy rollback {name}` → production is {restored.ref} again")
+            approver.close()
+            deadline = time.monotonic() + 10
+            while server.slot(name).production.version != restored.version:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            out.print(
+                f"  the server hot-swapped to {name}@{server.slot(name).production.version} "
+                "after verifying its signature"
+            )
+            metrics = client.get(f"{url}/metrics", headers=auth).text
+    finally:
+        http.should_exit = True
+        thread.join(timeout=60)
+    logged = predlog.read_batches(api, "predictions", model=name)
+    feedback = predlog.read_batches(api, "feedback", model=name)
+    out.print(
+        f"server stopped cleanly: {len(logged)} predictions and {len(feedback)} labels in "
+        "encrypted Parquet batches in the predictions zone"
+    )
+    api.close()
+    wanted = (
+        "aidlc_http_requests_total{",
+        "aidlc_predictions_total{",
+        "aidlc_ood_rows_total{",
+        "aidlc_rate_limited_total ",
+        "aidlc_model_info{",
+    )
+    lines = [line for line in metrics.splitlines() if line.startswith(wanted)]
+    out.print("  /metrics (Prometheus), a selection:")
+    for line in lines[:14]:
+        out.print(f"    {line}", markup=False)
+
+
 def quickstart(
     directory: Annotated[
         Path | None,
@@ -269,6 +462,7 @@ def quickstart(
         _data_gate(out, steward, root)
         steward.close()
         _deployment(out, ws_root, tokens, root)
+        _learning(out, ws_root, tokens, root)
 
         auditor = Workspace.open(ws_root, token=tokens["auditor"])
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -25,8 +26,10 @@ TLS_ENV = "AIDLC_SERVE_TLS"
 SERVICE_ROLES = frozenset({"inference", "monitor"})
 
 
-def check_service_principal(principal: Principal) -> None:
+def check_service_principal(principal: Principal | None) -> None:
     """The server runs with the inference role (and monitor), never with more."""
+    if principal is None:
+        raise PermissionDenied("the server needs a token", hint="set AIDLC_TOKEN")
     if "inference" not in principal.roles:
         raise PermissionDenied(
             f"{principal.name} cannot run the server: it needs the inference role",
@@ -58,7 +61,6 @@ def from_environment() -> FastAPI:
 
     json_logging()
     ws = Workspace.open(find_workspace(), token=read_token())
-    assert ws.principal is not None
     check_service_principal(ws.principal)
     names = json.loads(os.environ.get(MODELS_ENV) or "null")
     server = Server(ws, ws.config.serve, names=names, tls=os.environ.get(TLS_ENV) == "1")
@@ -103,7 +105,6 @@ def serve(
         )
     root = find_workspace()
     with Workspace.open(root, token=read_token()) as ws:
-        assert ws.principal is not None
         check_service_principal(ws.principal)
         settings = ws.config.serve
     if (
@@ -136,7 +137,14 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     scheme = "https" if tls else "http"
     sys.stderr.write(f"aidlc: serving {root} on {scheme}://{host}:{port} ({workers} worker(s))\n")
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run("aidlc.cli.serve:from_environment", **options)
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    # uvicorn shuts down gracefully on SIGTERM (logs drained), then raises the signal again once
+    # done; a stop asked for and completed exits 0, as it does with several workers.
+    raise SystemExit(0)
 
 
 _POLICY_HELP = "overrides serve.canary in aidlc.yaml for this rollout"
@@ -180,11 +188,11 @@ def deploy(
     verb = target if target in ("rollback", "stop", "status") else None
     if verb is not None and not name:
         raise UsageError(f"`aidlc deploy {verb}` needs the model name")
+    name = name or ""
     if verb is None and name is not None:
         raise UsageError(f"unexpected argument {name[:60]!r}")
     with open_workspace() as ws:
         if verb == "status":
-            assert name is not None
             found = [d.to_json() for d in rollout.deployments(ws, name)]
             if json_out:
                 emit_json(found)
@@ -192,12 +200,10 @@ def deploy(
             _show_deployments(found)
             return
         if verb == "rollback":
-            assert name is not None
             version = rollout.rollback(ws, name, reason=reason or "rollback")
             _done(json_out, version.to_json(), f"production of {name} is back at {version.ref}")
             return
         if verb == "stop":
-            assert name is not None
             stopped = rollout.stop(ws, name, reason=reason or "stopped")
             _done(json_out, stopped.to_json(), f"stopped the {stopped.mode} of {name}")
             return

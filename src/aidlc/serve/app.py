@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.background import BackgroundTask
 
 from aidlc.core import auth
@@ -69,8 +69,8 @@ _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 # -- responses and errors -----------------------------------------------------------------------
 
 
-class JSON(Response):
-    media_type = "application/json"
+class JSON(JSONResponse):
+    """JSON by orjson; a JSONResponse, so the OpenAPI document says the body is JSON."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -90,6 +90,10 @@ class TooManyRequests(AidlcError):
 
 class Unsupported(AidlcError):
     http_status = 415
+
+
+class NotReady(AidlcError):
+    http_status = 503
 
 
 def error_response(exc: AidlcError) -> JSON:
@@ -332,7 +336,7 @@ class Server:
         deployment, candidate, judge = slot.deployment, slot.candidate, slot.judge
         if deployment is not None and candidate is not None and judge is not None:
             if deployment.mode == "canary" and secrets.randbelow(10_000) < deployment.percent * 100:
-                result, used = self._canary(slot, rows, probabilities)
+                result, used = self._canary(slot, candidate, judge, rows, probabilities)
                 if used:
                     answer, route = candidate, "canary"
             else:
@@ -360,28 +364,36 @@ class Server:
         return answer, result, ids, background
 
     def _canary(
-        self, slot: Slot, rows: list[dict[str, Any]], probabilities: bool
+        self,
+        slot: Slot,
+        candidate: ServedModel,
+        judge: rollout.CanaryJudge,
+        rows: list[dict[str, Any]],
+        probabilities: bool,
     ) -> tuple[Prediction, bool]:
-        """Answer from the candidate, compared with production; production answers on error."""
-        assert slot.candidate is not None and slot.judge is not None
+        """Answer from the candidate, compared with production; production answers on error.
+
+        `candidate` and `judge` are the request's own references: a verdict reached on another
+        request may clear the slot's while this one runs."""
+        production = slot.production
         t0 = time.perf_counter()
         try:
-            mine: Prediction | None = slot.candidate.predict(rows, probabilities=probabilities)
+            mine: Prediction | None = candidate.predict(rows, probabilities=probabilities)
         except Exception:  # a broken candidate: counted against it, production answers instead
-            log.warning("the canary %s failed on a request", slot.candidate.ref, exc_info=True)
+            log.warning("the canary %s failed on a request", candidate.ref, exc_info=True)
             mine = None
         t1 = time.perf_counter()
-        theirs = slot.production.predict(rows, probabilities=probabilities)
+        theirs = production.predict(rows, probabilities=probabilities)
         t2 = time.perf_counter()
-        diverged = 0 if mine is None else _divergence(slot.production, mine, theirs)
-        slot.judge.observe(
+        diverged = 0 if mine is None else _divergence(production, mine, theirs)
+        judge.observe(
             error=mine is None,
             candidate_ms=(t1 - t0) * 1000,
             production_ms=(t2 - t1) * 1000,
             compared=0 if mine is None else len(rows),
             diverged=diverged,
         )
-        self._judge(slot)
+        self._judge(slot, judge)
         return (theirs, False) if mine is None else (mine, True)
 
     def _shadow(
@@ -391,6 +403,7 @@ class Server:
         candidate, judge = slot.candidate, slot.judge
         if candidate is None or judge is None:
             return
+        production = slot.production
         t0 = time.perf_counter()
         try:
             mine: Prediction | None = candidate.predict(rows)
@@ -402,13 +415,13 @@ class Server:
             candidate_ms=elapsed,
             production_ms=production_ms,
             compared=0 if mine is None else len(rows),
-            diverged=0 if mine is None else _divergence(slot.production, mine, theirs),
+            diverged=0 if mine is None else _divergence(production, mine, theirs),
         )
-        self._judge(slot)
+        self._judge(slot, judge)
 
-    def _judge(self, slot: Slot) -> None:
-        judge, deployment = slot.judge, slot.deployment
-        if judge is None or deployment is None or slot.concluding:
+    def _judge(self, slot: Slot, judge: rollout.CanaryJudge) -> None:
+        deployment = slot.deployment
+        if deployment is None or slot.judge is not judge or slot.concluding:
             return
         if judge.requests % 10 and judge.requests < judge.policy.promote_after:
             return
@@ -473,7 +486,8 @@ class Server:
         ids: list[str],
         latency: float,
     ) -> None:
-        assert self.predictions is not None
+        if self.predictions is None:
+            return
         at = now()
         request_id = _current_request_id()
         per_row = latency / len(rows)
@@ -834,7 +848,8 @@ def create_app(server: Server) -> FastAPI:
                 )
         if problems:
             raise InvalidRecords(f"{len(problems)} feedback items are malformed", problems[:20])
-        assert server.feedback is not None
+        if server.feedback is None:
+            raise NotReady("the server is starting")
         server.feedback.add(rows)
         return JSON({"accepted": len(rows)}, status_code=202)
 
@@ -859,7 +874,7 @@ def create_app(server: Server) -> FastAPI:
         return JSON({"status": "ready", "models": sorted(server.slots)})
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics",
-             responses=_errors(401, 403, 429))  # fmt: skip
+             response_class=PlainTextResponse, responses=_errors(401, 403, 429))  # fmt: skip
     async def metrics(request: Request) -> Response:
         server.caller(request, "model.read")
         body, kind = server.metrics.exposition()
