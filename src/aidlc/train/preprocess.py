@@ -128,7 +128,8 @@ class Preprocessor:
         with numpy; None when a step needs text (categorical inputs or encoding).
 
         It is the serving path for small requests, where building a data frame costs more than
-        the model; a test holds it equal to `transform` for every numeric step.
+        the model; a property test holds it equal to `transform` for every numeric step (the
+        same missing cells, numbers within 1e-12: polars may round an operation differently).
 
         >>> from aidlc.train.config import ImputeStep
         >>> pre = fit_preprocessor(
