@@ -205,3 +205,40 @@ def test_deploy_cli(served):
     assert p.returncode == 0 and "now production" in p.stdout
     p = run("deploy", "rollback", "bc", token=approver, workspace=root)
     assert p.returncode == 0 and "bc@1" in p.stdout
+
+
+@pytest.mark.postgres
+def test_rollouts_and_prediction_batches_on_postgresql(make_env, tmp_path):
+    """The serving tables and their transactions on a real PostgreSQL, not only SQLite."""
+    from datetime import UTC, datetime
+
+    from aidlc.core import principals
+    from aidlc.serve import predlog
+    from tests.registry.helpers import ingest_demo, train
+    from tests.serve.conftest import RECIPE
+
+    env = make_env("postgres")
+    with env.open("admin") as admin:
+        _, env.tokens["service"] = principals.add(admin, "service", ["inference", "monitor"])
+    ingest_demo(env, tmp_path / "data")
+    with env.open("trainer") as ws:
+        for seed in (3, 4):
+            train(ws, RECIPE.format(features="exclude: [patient_id]", seed=seed))
+    with env.open("approver") as ws:
+        approval.approve(ws, "bc@1", reason="first")
+        approval.approve(ws, "bc@2", to="staging", reason="second")
+        started = rollout.deploy(ws, "bc@2", canary=20, policy=POLICY)
+    with env.open("service") as ws:
+        assert rollout.active(ws, "bc").id == started.id
+        assert rollout.conclude(ws, started, "promoted", {"requests": 60, "breaches": []})
+        at = datetime.now(UTC)
+        ref = predlog.write_batch(
+            ws, "predictions", "bc", [{"prediction_id": "a" * 32, "at": at, "model": "bc"}]
+        )
+        assert ref.startswith("predictions/predictions/bc/")
+        rows = predlog.read_batches(ws, "predictions", model="bc")
+        assert [r["prediction_id"] for r in rows] == ["a" * 32]
+    with env.open("approver") as ws:
+        assert approval.aliases(ws, "bc")["production"] == 2
+        assert rollout.rollback(ws, "bc", reason="back").version == 1
+        assert [d.status for d in rollout.deployments(ws, "bc")] == ["promoted"]
