@@ -25,6 +25,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
 
 from aidlc.core import auth
 from aidlc.core.audit import set_request_id
@@ -356,7 +357,8 @@ class Server:
                     for i in flagged[:20]
                 ],
             )
-        ids = [secrets.token_hex(16) for _ in rows]
+        pool = secrets.token_hex(16 * len(rows))  # one read of the OS generator, not one per row
+        ids = [pool[i : i + 32] for i in range(0, len(pool), 32)]
         self._count(answer, route, result, len(flagged))
         latency = (time.perf_counter() - started) * 1000
         if self.predictions is not None and self.predictions.sampled():
@@ -757,6 +759,11 @@ def create_app(server: Server) -> FastAPI:
     @app.exception_handler(AidlcError)
     async def _aidlc_error(_: Request, exc: AidlcError) -> Response:
         return error_response(exc)
+
+    @app.exception_handler(HTTPException)
+    async def _routing_error(_: Request, exc: HTTPException) -> Response:
+        # The router's own 404 and 405 answer in the shape of every other error.
+        return JSON({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
