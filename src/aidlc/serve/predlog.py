@@ -5,7 +5,9 @@ writes each batch as a Parquet object, encrypted like every other object, in the
 zone, with a row in `prediction_batches` saying which model, how many rows and what time span.
 `close()` drains the queue and writes what is left, so a clean shutdown loses nothing. When the
 queue is full (the store is slower than traffic) rows are dropped and counted, never blocking a
-request: the count is exported as a metric.
+request: the count is exported as a metric. A batch whose write fails (the store or database is
+briefly away) is kept and tried again with the next one; what still fails at shutdown is counted
+as lost and logged.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class LogStats:
     dropped: int = 0
     batches: int = 0
     failures: int = 0
+    lost: int = 0
 
 
 class PredictionLog:
@@ -59,6 +62,7 @@ class PredictionLog:
         self.kind = kind
         self.stats = LogStats()
         self._on_drop = on_drop
+        self._retry: list[dict[str, Any]] = []
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_rows)
         self._thread = threading.Thread(target=self._run, name=f"aidlc-{kind}-log", daemon=True)
         self._lock = threading.Lock()
@@ -111,6 +115,13 @@ class PredictionLog:
                     if extra is not _STOP:
                         pending.append(extra)
                 self._flush(pending)
+                if self._retry:  # one last try for batches that failed earlier
+                    self._flush([])
+                if self._retry:
+                    self.stats.lost += len(self._retry)
+                    log.error(
+                        "lost %d %s rows that could not be written", len(self._retry), self.kind
+                    )
                 return
             if item is not None:
                 if not pending:
@@ -122,18 +133,24 @@ class PredictionLog:
                 pending = []
 
     def _flush(self, rows: list[dict[str, Any]]) -> None:
+        rows, self._retry = self._retry + rows, []
         by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_model[str(row.get("model", ""))].append(row)
         for model, part in by_model.items():
             try:
                 write_batch(self.ws, self.kind, model, part)
-            except Exception:  # a failed write must not kill the writer; it is logged and counted
+            except Exception:  # a failed write must not kill the writer: kept for the next try
                 self.stats.failures += 1
                 log.exception("could not write a %s batch of %d rows", self.kind, len(part))
+                self._retry.extend(part)
             else:
                 self.stats.written += len(part)
                 self.stats.batches += 1
+        excess = len(self._retry) - self.config.queue_rows
+        if excess > 0:  # a long outage: keep the newest rows, bounded like the queue
+            del self._retry[:excess]
+            self.stats.lost += excess
 
 
 def write_batch(ws: Workspace, kind: str, model: str, rows: list[dict[str, Any]]) -> str:
