@@ -93,6 +93,15 @@ def _production(session: Any, model_id: int) -> int | None:
     return version
 
 
+def _active_record(session: Any, model_id: int) -> DeploymentRecord | None:
+    rec: DeploymentRecord | None = session.execute(
+        select(DeploymentRecord).where(
+            DeploymentRecord.model_id == model_id, DeploymentRecord.status == "active"
+        )
+    ).scalar_one_or_none()
+    return rec
+
+
 def deploy(
     ws: Workspace,
     ref: str,
@@ -129,11 +138,7 @@ def deploy(
             )
         if current == version.version:
             raise Conflict(f"{version.ref} is already in production")
-        running = session.execute(
-            select(DeploymentRecord).where(
-                DeploymentRecord.model_id == model.id, DeploymentRecord.status == "active"
-            )
-        ).scalar_one_or_none()
+        running = _active_record(session, model.id)
         if running is not None:
             raise Conflict(
                 f"{version.name} already has an active {running.mode} of version "
@@ -174,11 +179,7 @@ def active(ws: Workspace, name: str) -> Deployment | None:
     ws.authorize("model.read", f"model:{name[:100]}")
     with ws.db.reading() as session:
         model = versions.model_record(session, name)
-        rec = session.execute(
-            select(DeploymentRecord).where(
-                DeploymentRecord.model_id == model.id, DeploymentRecord.status == "active"
-            )
-        ).scalar_one_or_none()
+        rec = _active_record(session, model.id)
         return None if rec is None else _to_deployment(name, rec)
 
 
@@ -224,11 +225,7 @@ def stop(ws: Workspace, name: str, *, reason: str = "stopped") -> Deployment:
     versions.check_model_name(name)
     with ws.transaction() as session:
         model = versions.model_record(session, name)
-        rec = session.execute(
-            select(DeploymentRecord).where(
-                DeploymentRecord.model_id == model.id, DeploymentRecord.status == "active"
-            )
-        ).scalar_one_or_none()
+        rec = _active_record(session, model.id)
         if rec is None:
             raise Conflict(f"{name} has no active canary or shadow")
         _end(ws, session, rec, "stopped", {"reason": reason[:500]}, principal.name)
@@ -264,11 +261,7 @@ def rollback(ws: Workspace, name: str, *, reason: str = "rollback") -> versions.
     )
     with ws.transaction() as session:
         model = versions.model_record(session, name)
-        rec = session.execute(
-            select(DeploymentRecord).where(
-                DeploymentRecord.model_id == model.id, DeploymentRecord.status == "active"
-            )
-        ).scalar_one_or_none()
+        rec = _active_record(session, model.id)
         if rec is not None:
             _end(ws, session, rec, "stopped", {"reason": "production rolled back"}, principal.name)
         ws.record(
