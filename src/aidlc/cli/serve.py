@@ -189,7 +189,7 @@ def deploy(
     if verb is not None and not name:
         raise UsageError(f"`aidlc deploy {verb}` needs the model name")
     name = name or ""
-    if verb is None and name is not None:
+    if verb is None and name:
         raise UsageError(f"unexpected argument {name[:60]!r}")
     with open_workspace() as ws:
         if verb == "status":
