@@ -578,8 +578,9 @@ _VALUES = st.one_of(
 @given(
     train=st.lists(st.tuples(_VALUES, _VALUES), min_size=3, max_size=12),
     serve=st.lists(st.tuples(_VALUES, _VALUES), min_size=1, max_size=6),
-    op=st.sampled_from(["log1p", "sqrt", "square", "abs", "ratio", "product", "difference",
-                        "sum", "clip"]),  # fmt: skip
+    op=st.sampled_from(
+        ["log1p", "sqrt", "square", "abs", "ratio", "product", "difference", "sum", "clip"]
+    ),
     order=st.sampled_from(["impute-first", "scale-first"]),
     method=st.sampled_from(["standard", "minmax", "robust"]),
 )

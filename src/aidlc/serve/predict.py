@@ -6,6 +6,11 @@ field and the reason before any of it reaches the estimator. Rows that pass are 
 lie outside what the model saw in training (the baseline profile): a numeric value beyond the
 training range or further than `ood_z` standard deviations from the training mean, or a category
 training never saw.
+
+Speed comes from doing the same work on matrices: a schema of plain numbers is checked a column
+at a time (any doubt falls back to the field-by-field pass, which names the problem), numeric OOD
+flags are screened at once and only flagged rows explained, and a LogisticRegression predicts with
+its own formula instead of scikit-learn's per-call input checks.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -24,6 +31,9 @@ from aidlc.registry.model import LoadedModel
 MAX_PROBLEMS = 20
 MAX_TEXT = 10_000
 _NUMERIC = ("int", "float")
+_PLAIN_TYPES = frozenset({int, float, type(None)})
+# Integers beyond 2**53 do not convert to float64 exactly; their range checks stay in Python.
+_EXACT = 2.0**53
 
 
 class InvalidRecords(InvalidInput):
@@ -158,6 +168,180 @@ def _references(baseline: dict[str, Any], names: list[str]) -> dict[str, _Refere
     return out
 
 
+class _Checked(list[dict[str, Any]]):
+    """Rows that passed a plain-number schema, with their values as float64 in schema order, so
+    the model's input and the OOD flags are taken from the matrix, not the dicts again."""
+
+    def __init__(self, rows: list[dict[str, Any]], schema: _PlainSchema, grid: np.ndarray) -> None:
+        super().__init__(rows)
+        self.schema = schema
+        self.grid = grid
+
+
+def _grid(
+    rows: list[dict[str, Any]],
+    names: list[str],
+    schema: _PlainSchema | None = None,
+    columns: np.ndarray | None = None,
+) -> np.ndarray:
+    """The named values of typed rows as float64, NaN for null; from the checked matrix when
+    the rows passed `schema` (not another version's) and `columns` locate the names in it."""
+    if columns is not None and isinstance(rows, _Checked) and rows.schema is schema:
+        return rows.grid[:, columns]
+    grid = np.array([[row.get(n) for n in names] for row in rows], dtype=np.float64)
+    return grid.reshape(len(rows), len(names))
+
+
+@dataclass(frozen=True)
+class _PlainSchema:
+    """`check` for a schema of plain numbers, a column at a time instead of cell by cell."""
+
+    names: list[str]
+    known: frozenset[str]
+    required: np.ndarray
+    whole: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    values: Any  # itemgetter of every field: a tuple per complete record
+
+    def columns(self, names: list[str]) -> np.ndarray | None:
+        """Where `names` sit in the schema; None if one is not a field."""
+        where = {n: i for i, n in enumerate(self.names)}
+        if not all(n in where for n in names):
+            return None
+        return np.array([where[n] for n in names], dtype=np.intp)
+
+    def rows(self, records: list[Any]) -> _Checked | None:
+        """The typed rows when every record is clean, else None: the field-by-field pass then
+        finds and names the problems."""
+        known, names = self.known, self.names
+        if not all(type(r) is dict and known.issuperset(r) for r in records):
+            return None
+        try:
+            table: list[Any] = list(map(self.values, records))
+        except KeyError:  # a null sent by leaving the field out
+            table = [[r.get(n) for n in names] for r in records]
+        if not _PLAIN_TYPES.issuperset(map(type, chain.from_iterable(table))):
+            return None
+        grid = np.array(table, dtype=np.float64).reshape(len(table), len(names))
+        with np.errstate(invalid="ignore"):
+            missing = np.isnan(grid)  # JSON has no NaN: these are nulls
+            if (
+                (missing & self.required).any()
+                or (np.abs(grid) > _EXACT).any()
+                or (grid < self.low).any()
+                or (grid > self.high).any()
+                or (self.whole & ~missing & (grid != np.floor(grid))).any()
+            ):
+                return None
+        # A record with every field is already its typed row (only its key order may differ).
+        size = len(names)
+        typed = [r if len(r) == size else dict(zip(names, row, strict=True))
+                 for r, row in zip(records, table, strict=True)]  # fmt: skip
+        return _Checked(typed, self, grid)
+
+
+def _plain_schema(fields: list[_Field]) -> _PlainSchema | None:
+    if not fields or any(
+        f.dtype not in _NUMERIC or f.allowed is not None or f.regex is not None for f in fields
+    ):
+        return None
+    names = [f.name for f in fields]
+    return _PlainSchema(
+        names=names,
+        known=frozenset(f.name for f in fields),
+        required=np.array([not f.nullable for f in fields], dtype=bool),
+        whole=np.array([f.dtype == "int" for f in fields], dtype=bool),
+        low=np.array([-math.inf if f.low is None else f.low for f in fields], dtype=np.float64),
+        high=np.array([math.inf if f.high is None else f.high for f in fields], dtype=np.float64),
+        values=itemgetter(*names) if len(names) > 1 else lambda r: (r[names[0]],),
+    )
+
+
+@dataclass(frozen=True)
+class _Screen:
+    """Numeric features whose OOD flags are computed as a matrix: range, mean and spread."""
+
+    names: list[str]
+    low: np.ndarray
+    high: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def _screen(refs: dict[str, _Reference], fields: dict[str, _Field]) -> _Screen | None:
+    """None when a feature needs the row-by-row pass (categories, values that are not numbers)."""
+    names, low, high, mean, std = [], [], [], [], []
+    for name, ref in refs.items():
+        spec = fields.get(name)
+        if ref.categories is not None or (
+            spec is not None and spec.dtype not in (*_NUMERIC, "bool")
+        ):
+            return None
+        if ref.low is None or ref.high is None:
+            continue  # no range, no flags: the row-by-row pass skips these too
+        names.append(name)
+        low.append(ref.low)
+        high.append(ref.high)
+        scored = bool(ref.std) and ref.mean is not None
+        mean.append(ref.mean if scored else 0.0)
+        std.append(ref.std if scored else math.inf)  # a |z| of 0, never the largest
+    f64 = np.float64
+    return _Screen(
+        names, np.array(low, f64), np.array(high, f64), np.array(mean, f64), np.array(std, f64)
+    )
+
+
+@dataclass(frozen=True)
+class _LinearClassifier:
+    """A fitted LogisticRegression's `predict` as scikit-learn computes it (the decision function
+    `X @ coef.T + intercept`, then its positive side or arg max, as a class) without the per-call
+    input checks that cost ~0.3 ms, many times the product on a small request. A matrix that
+    is not finite float64 of the right width goes to scikit-learn instead, which refuses it."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    classes: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray | None:
+        if not (
+            isinstance(X, np.ndarray)
+            and X.dtype == np.float64
+            and X.ndim == 2
+            and X.shape[1] == self.coef.shape[1]
+            and np.isfinite(X).all()
+        ):
+            return None
+        scores = X @ self.coef.T + self.intercept
+        if scores.shape[1] == 1:
+            indices = (scores[:, 0] > 0).astype(np.intp)
+        else:
+            indices = scores.argmax(axis=1)
+        return np.asarray(self.classes[indices], dtype=np.int64)
+
+
+def _linear(kind: str, estimator: Any) -> _LinearClassifier | None:
+    if kind != "sklearn.LogisticRegression":
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    if type(estimator) is not LogisticRegression:
+        return None
+    coef, intercept, classes = (
+        getattr(estimator, a, None) for a in ("coef_", "intercept_", "classes_")
+    )
+    if not (
+        isinstance(coef, np.ndarray)
+        and isinstance(intercept, np.ndarray)
+        and isinstance(classes, np.ndarray)
+        and coef.ndim == 2
+        and coef.dtype == np.float64
+        and classes.dtype.kind in "iu"
+    ):
+        return None
+    return _LinearClassifier(coef, intercept, classes)
+
+
 @dataclass
 class Prediction:
     """The outcome of one predict call: one entry per record in every list."""
@@ -199,6 +383,14 @@ class ServedModel:
             for n in model.preprocessor.input_features
         )
         self._refs = _references(baseline, model.features)
+        self._plain = _plain_schema(self._fields)
+        self._screen = _screen(self._refs, self._by_name)
+        plain, inputs = self._plain, model.preprocessor.input_features
+        self._input_columns = plain.columns(inputs) if plain is not None else None
+        self._screen_columns = (
+            plain.columns(self._screen.names) if plain is not None and self._screen else None
+        )
+        self._linear = _linear(model.bundle.kind, model.estimator)
         prediction_profile = baseline.get("predictions") or {}
         self.prediction_baseline = prediction_profile
 
@@ -232,6 +424,10 @@ class ServedModel:
                 f"{len(records)} records in one request; at most {max_rows} are allowed",
                 [{"row": None, "field": None, "problem": f"more than {max_rows} records"}],
             )
+        if self._plain is not None and len(records) > 1:  # one row is quicker cell by cell
+            clean = self._plain.rows(records)
+            if clean is not None:
+                return clean
         problems: list[dict[str, Any]] = []
         out: list[dict[str, Any]] = []
         fields = self._fields
@@ -287,10 +483,7 @@ class ServedModel:
         pre = self.model.preprocessor
         features = pre.input_features
         if self._numeric_inputs:
-            X = np.empty((len(rows), len(features)), dtype=np.float64)
-            for i, row in enumerate(rows):
-                X[i] = [np.nan if row.get(n) is None else row[n] for n in features]
-            out = pre.transform_numbers(X)
+            out = pre.transform_numbers(_grid(rows, features, self._plain, self._input_columns))
             if out is not None:
                 return out
         import polars as pl
@@ -303,7 +496,28 @@ class ServedModel:
     def out_of_distribution(
         self, rows: list[dict[str, Any]]
     ) -> tuple[list[list[str]], list[float]]:
-        """Per row: the reasons it lies outside training data, and its largest |z| score."""
+        """Per row: the reasons it lies outside training data, and its largest |z| score.
+
+        Numeric features are screened as one matrix; only flagged rows are explained, by the
+        same row-by-row pass that handles every row when a feature is categorical."""
+        if self._screen is None:
+            return self._explain(rows)
+        screen = self._screen
+        grid = _grid(rows, screen.names, self._plain, self._screen_columns)
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = np.abs(grid - screen.mean) / screen.std
+            z[np.isnan(z)] = 0.0  # a null value has no score
+            flagged = ((grid < screen.low) | (grid > screen.high) | (z > self.ood_z)).any(axis=1)
+            anomaly = z.max(axis=1, initial=0.0)
+        reasons: list[list[str]] = [[] for _ in rows]
+        hits = np.flatnonzero(flagged).tolist()
+        if hits:
+            explained, _ = self._explain([rows[i] for i in hits])
+            for i, why in zip(hits, explained, strict=True):
+                reasons[i] = why
+        return reasons, anomaly.tolist()
+
+    def _explain(self, rows: list[dict[str, Any]]) -> tuple[list[list[str]], list[float]]:
         reasons: list[list[str]] = [[] for _ in rows]
         anomaly = [0.0] * len(rows)
         for name, ref in self._refs.items():
@@ -335,7 +549,9 @@ class ServedModel:
 
         kind = self.model.bundle.kind
         X = self.matrix(rows)
-        out = estimators.predict(kind, self.model.estimator, X)
+        out = self._linear.predict(X) if self._linear is not None else None
+        if out is None:
+            out = estimators.predict(kind, self.model.estimator, X)
         if self.task == "classification":
             classes = self.classes or []
             labels: list[Any] = [classes[int(i)] for i in out]
