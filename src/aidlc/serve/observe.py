@@ -8,12 +8,13 @@ cannot grow them without bound. Traces are made only when `serve.tracing.exporte
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
 from typing import Any
+
+import orjson
 
 from aidlc.core.config import TracingConfig
 
@@ -126,7 +127,7 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = value
         if record.exc_info:
             doc["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return json.dumps(doc, default=str, ensure_ascii=False)
+        return orjson.dumps(doc, default=str).decode()
 
 
 def json_logging(level: int = logging.INFO, stream: Any = None) -> None:

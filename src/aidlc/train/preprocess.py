@@ -143,24 +143,30 @@ class Preprocessor:
         if self.categorical or any(s["kind"] == "encode" for s in self.steps):
             return None
         with np.errstate(all="ignore"):
-            cols = {
-                name: np.where(np.isfinite(X[:, j]), X[:, j], np.nan)
-                for j, name in enumerate(self.input_features)
-            }
+            M = np.where(np.isfinite(X), X, np.nan).astype(np.float64, copy=False)
+            at = {name: j for j, name in enumerate(self.input_features)}
             for step in self.steps:
                 kind = step["kind"]
-                if kind == "impute":
-                    for c in step["columns"]:
-                        x = cols[c["name"]]
-                        cols[c["name"]] = np.where(np.isnan(x), float(c["value"]), x)
-                elif kind == "scale":
-                    for c in step["columns"]:
-                        x = (cols[c["name"]] - float(c["center"])) / float(c["scale"])
-                        cols[c["name"]] = np.where(np.isfinite(x), x, np.nan)
+                if kind in ("impute", "scale"):
+                    idx = [at[c["name"]] for c in step["columns"]]
+                    block = M[:, idx]
+                    if kind == "impute":
+                        fill = np.array([float(c["value"]) for c in step["columns"]])
+                        M[:, idx] = np.where(np.isnan(block), fill, block)
+                    else:
+                        center = np.array([float(c["center"]) for c in step["columns"]])
+                        scale = np.array([float(c["scale"]) for c in step["columns"]])
+                        block = (block - center) / scale
+                        M[:, idx] = np.where(np.isfinite(block), block, np.nan)
+                    continue
+                x = _derive_numbers(step, [M[:, at[n]] for n in step["inputs"]])
+                x = np.where(np.isfinite(x), x, np.nan)
+                if step["name"] in at:
+                    M[:, at[step["name"]]] = x
                 else:
-                    x = _derive_numbers(step, [cols[n] for n in step["inputs"]])
-                    cols[step["name"]] = np.where(np.isfinite(x), x, np.nan)
-            return np.column_stack([cols[n] for n in self.output_features]).astype(np.float64)
+                    at[step["name"]] = M.shape[1]
+                    M = np.column_stack([M, x])
+            return np.ascontiguousarray(M[:, [at[n] for n in self.output_features]])
 
     def _inputs(self, df: Any) -> pl.DataFrame:
         """The input features cast to Float64 (numeric) or String (categorical)."""
