@@ -722,4 +722,6 @@ def test_running_server_follows_production_and_rollback(
         events = auditor.audit.events(action="deploy.rollback")
     assert [(e.actor, e.resource, e.outcome) for e in events] == [("approver", "model:bc", "ok")]
     assert events[0].details["from"] == 2 and events[0].details["to"] == 1
-    assert running.stderr().count('"msg": "serving bc@') >= 3  # bc@1, bc@2, bc@1 again
+    logged = [json.loads(line) for line in running.stderr().splitlines() if line.startswith("{")]
+    swaps = [line["msg"] for line in logged if line["msg"].startswith("serving bc@")]
+    assert swaps[:3] == ["serving bc@1", "serving bc@2", "serving bc@1"]
