@@ -409,10 +409,15 @@ class Workspace:
             )
         return principal
 
-    def authorize(self, action: str, resource: str = "") -> auth.Principal:
+    def authorize(
+        self, action: str, resource: str = "", *, principal: auth.Principal | None = None
+    ) -> auth.Principal:
         """Return the caller when one of its roles grants `action`; otherwise audit the denial
-        and raise `PermissionDenied` (or `AuthenticationFailed` when nobody is signed in)."""
-        principal = self.principal
+        and raise `PermissionDenied` (or `AuthenticationFailed` when nobody is signed in).
+
+        `principal` checks another caller than the one the workspace acts as (a server's
+        callers, resolved with `identify`)."""
+        principal = principal or self.principal
         if principal is None:
             self.audit.record(
                 actor="anonymous",

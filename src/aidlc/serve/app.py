@@ -28,9 +28,9 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from aidlc.core import auth
-from aidlc.core.audit import set_request_id
+from aidlc.core.audit import current_request_id, set_request_id
 from aidlc.core.config import ServeConfig
-from aidlc.errors import AidlcError, AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from aidlc.errors import AidlcError, AuthenticationFailed, InvalidInput, NotFound
 from aidlc.serve import observe, rollout
 from aidlc.serve.predict import InvalidRecords, Prediction, ServedModel
 from aidlc.serve.predlog import PredictionLog, now
@@ -296,17 +296,7 @@ class Server:
                 self._tokens.clear()
             self._tokens[digest] = _Cached(principal, clock + self.config.token_cache_seconds)
         self._limit(f"token:{principal.token_id}")
-        if not principal.may(action):
-            self.ws.audit.record(
-                actor=principal.name,
-                action=action,
-                resource=request.url.path[:200],
-                outcome="denied",
-                details={"reason": "no role grants this action", "roles": sorted(principal.roles)},
-            )
-            granted = ", ".join(sorted(auth.GRANTS.get(action, ())))
-            raise PermissionDenied(f"{principal.name} may not {action} (needs role: {granted})")
-        return principal
+        return self.ws.authorize(action, request.url.path[:200], principal=principal)
 
     def _limit(self, key: str) -> None:
         decision = self.limiter.hit(key)
@@ -491,7 +481,7 @@ class Server:
         if self.predictions is None:
             return
         at = now()
-        request_id = _current_request_id()
+        request_id = current_request_id()
         per_row = latency / len(rows)
         self.predictions.add(
             [
@@ -514,22 +504,12 @@ class Server:
         )
 
 
-def _current_request_id() -> str:
-    from aidlc.core.audit import current_request_id
-
-    return current_request_id()
-
-
 def _divergence(production: ServedModel, mine: Prediction, theirs: Prediction) -> int:
     """Rows where candidate and production disagree: another class, or (regressors) a value
     further apart than a tenth of the training predictions' standard deviation."""
     if production.task == "classification":
         return sum(a != b for a, b in zip(mine.predictions, theirs.predictions, strict=True))
-    columns = production.prediction_baseline.get("columns") or [{}]
-    column = columns[0] if isinstance(columns, list) and columns else {}
-    count, m2 = column.get("count") or 0, column.get("m2") or 0.0
-    spread = math.sqrt(m2 / (count - 1)) if count > 1 else 1.0
-    tolerance = max(spread * 0.1, 1e-12)
+    tolerance = production.divergence_tolerance
     return sum(
         abs(a - b) > tolerance for a, b in zip(mine.predictions, theirs.predictions, strict=True)
     )
@@ -850,7 +830,7 @@ def create_app(server: Server) -> FastAPI:
                         "model": name,
                         "label": orjson.dumps(label).decode(),
                         "principal": principal.name,
-                        "request_id": _current_request_id(),
+                        "request_id": current_request_id(),
                     }
                 )
         if problems:

@@ -342,6 +342,16 @@ def _linear(kind: str, estimator: Any) -> _LinearClassifier | None:
     return _LinearClassifier(coef, intercept, classes)
 
 
+def _tolerance(predictions: dict[str, Any]) -> float:
+    """How far apart two regression outputs may be and still agree: a tenth of the standard
+    deviation of the training predictions (1.0 when the profile has none)."""
+    columns = predictions.get("columns") or [{}]
+    column = columns[0] if isinstance(columns, list) and columns else {}
+    count, m2 = column.get("count") or 0, column.get("m2") or 0.0
+    spread = math.sqrt(m2 / (count - 1)) if count > 1 else 1.0
+    return float(max(spread * 0.1, 1e-12))
+
+
 @dataclass
 class Prediction:
     """The outcome of one predict call: one entry per record in every list."""
@@ -391,8 +401,7 @@ class ServedModel:
             plain.columns(self._screen.names) if plain is not None and self._screen else None
         )
         self._linear = _linear(model.bundle.kind, model.estimator)
-        prediction_profile = baseline.get("predictions") or {}
-        self.prediction_baseline = prediction_profile
+        self.divergence_tolerance = _tolerance(baseline.get("predictions") or {})
 
     @property
     def ref(self) -> str:
