@@ -22,6 +22,7 @@ from aidlc.cli import (
     init,
     keys,
     models,
+    monitor,
     objects,
     quickstart,
     serve,
@@ -75,6 +76,7 @@ app.command("train")(train.train)
 app.add_typer(train.runs_app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(monitor.app, name="monitor")
 app.command("serve")(serve.serve)
 app.command("deploy")(serve.deploy)
 

@@ -119,15 +119,24 @@ def approve(
     to: Annotated[str, typer.Option("--to", help="staging or production.")] = "production",
     json_out: JSON = False,
 ) -> None:
-    """Approve a version (not your own) whose gates passed and whose signature verifies."""
-    from aidlc.registry.approval import approve as run
+    """Approve a version (not your own) whose gates passed and whose signature verifies.
+
+    A retrained candidate whose model has a `canary` retraining policy, approved to staging,
+    starts its canary at once."""
+    from aidlc.monitor.retrain import approve as run
 
     with open_workspace() as ws:
-        version = run(ws, ref, to=to, reason=reason)
+        outcome = run(ws, ref, to=to, reason=reason)
+    version, deployment = outcome["version"], outcome["deployment"]
     if json_out:
         emit_json(version.to_json())
     else:
         console().print(f"[green]✓ approved[/] {version.ref} → {to}")
+        if deployment is not None:
+            console().print(
+                f"canary of {version.ref} started at {deployment.percent:g}% by the retraining "
+                "policy; servers judge and conclude it"
+            )
 
 
 @app.command("reject")

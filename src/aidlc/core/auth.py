@@ -48,7 +48,7 @@ GRANTS: dict[str, frozenset[str]] = {
     "train.run": frozenset({"trainer"}),
     "model.register": frozenset({"trainer"}),
     "object.write:models": frozenset({"trainer"}),
-    "run.read": frozenset({"trainer", "approver", "auditor"}),
+    "run.read": frozenset({"trainer", "approver", "monitor", "auditor"}),
     # approver: approve or reject model versions, move aliases, deploy
     "model.approve": frozenset({"approver"}),
     "model.reject": frozenset({"approver"}),
@@ -66,6 +66,14 @@ GRANTS: dict[str, frozenset[str]] = {
     "object.delete:predictions": frozenset({"data-steward"}),
     "object.write:reports": frozenset({"data-steward", "monitor"}),
     "alert.send": frozenset({"monitor"}),
+    "monitor.run": frozenset({"monitor"}),
+    "monitor.read": frozenset({"monitor", "approver", "auditor"}),
+    # a breach asks for retraining; a trainer's principal carries it out (monitor.retrain)
+    "retrain.request": frozenset({"monitor"}),
+    # a retraining policy decides what happens to a candidate: an approver's call
+    "retrain.policy": frozenset({"approver"}),
+    # business KPIs pushed beside the model metrics, by the applications that call the model
+    "kpi.write": frozenset({"inference", "monitor"}),
     # alerts concern whoever runs a gate or watches production, and auditors
     "alert.read": frozenset({"data-steward", "monitor", "auditor"}),
     # auditor: read the audit log, lineage and compliance reports; change nothing

@@ -166,6 +166,195 @@ class ServeConfig(_Section):
         return value
 
 
+_DURATION = re.compile(r"\s*(\d{1,7})\s*(s|m|h|d|w)\s*")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str) -> int:
+    """Seconds in a duration such as "90s", "30m", "24h", "7d" or "2w".
+
+    >>> parse_duration("24h")
+    86400
+    """
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{str(value)[:40]!r} is not a duration such as '30m', '24h' or '7d'")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not 0 < seconds <= 366 * 86400:
+        raise ValueError(f"{value!r} must be between 1 second and 366 days")
+    return seconds
+
+
+class _Duration(_Section):
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class DriftConfig(_Section):
+    """How per-feature drift is decided (defaults and their sources: docs/monitoring.md)."""
+
+    psi_bins: int = Field(default=10, ge=2, le=100)
+    small_sample: int = Field(default=1000, ge=10, le=10_000_000)
+    p_value: float = Field(default=0.05, gt=0, lt=1)
+    wasserstein_threshold: float = Field(default=0.1, gt=0, le=100)
+    jensenshannon_threshold: float = Field(default=0.1, gt=0, le=1)
+    dataset_share: float = Field(default=0.5, gt=0, le=1)
+
+
+class ScheduleConfig(_Duration):
+    """A monitor run on a cron schedule (AWS `cron(...)` or five fields)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    cron: str = Field(min_length=1, max_length=200)
+    model: str = Field(default="*", min_length=1, max_length=100)
+    window: str = "24h"
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        return cls._duration(value)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from aidlc.monitor.schedule import parse_cron
+
+        parse_cron(value)
+        return value
+
+
+class MonitorConfig(_Duration):
+    """`aidlc monitor`: windows, drift decisions, performance tolerance and schedules."""
+
+    window: str = "24h"
+    min_rows: int = Field(default=100, ge=1, le=10_000_000)
+    performance_drop: float = Field(default=0.05, ge=0, le=1)
+    drift: DriftConfig = DriftConfig()
+    schedules: tuple[ScheduleConfig, ...] = ()
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        return cls._duration(value)
+
+    @model_validator(mode="after")
+    def _unique(self) -> MonitorConfig:
+        names = [s.name for s in self.schedules]
+        if len(names) != len(set(names)):
+            raise ValueError("schedule names must be unique")
+        return self
+
+
+class AlertRule(_Duration):
+    """Raise an alert of `severity` when a monitor `metric` is above (or below) a value."""
+
+    name: str = Field(min_length=1, max_length=100)
+    metric: Literal[
+        "drift_score",
+        "psi",
+        "drifted_share",
+        "prediction_drift",
+        "ood_rate",
+        "anomaly_rate",
+        "null_rate",
+        "schema_violation_rate",
+        "performance_drop",
+    ]
+    above: float | None = None
+    below: float | None = None
+    severity: Literal["INFO", "WARNING", "CRITICAL"] = "WARNING"
+    cooldown: str | None = None
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown(cls, value: str | None) -> str | None:
+        return None if value is None else cls._duration(value)
+
+    @model_validator(mode="after")
+    def _bound(self) -> AlertRule:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"rule {self.name!r} needs exactly one of `above` and `below`")
+        return self
+
+
+class AlertSink(_Section):
+    """Where alerts go: log, a Slack-style webhook, SMTP email or an SNS topic."""
+
+    type: Literal["log", "webhook", "smtp", "sns"]
+    min_severity: Literal["INFO", "WARNING", "CRITICAL"] = "INFO"
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # webhook
+    url: str | None = None
+    # smtp
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    sender: str | None = None
+    recipients: tuple[str, ...] = ()
+    username: str | None = None
+    password_env: str | None = None
+    # sns
+    topic_arn: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertSink:
+        need = {
+            "log": (),
+            "webhook": ("url",),
+            "smtp": ("host", "sender", "recipients"),
+            "sns": ("topic_arn",),
+        }[self.type]
+        missing = [field for field in need if not getattr(self, field)]
+        if missing:
+            raise ValueError(f"a {self.type} sink needs {', '.join(missing)}")
+        if self.url is not None:
+            if not re.match(r"^https?://[^\s/]+", self.url):
+                raise ValueError("webhook url must be an http(s) URL")
+            if _URL_PASSWORD.match(self.url):
+                raise ValueError("webhook url contains a password; use a secret path token")
+        return self
+
+
+def _default_rules() -> tuple[AlertRule, ...]:
+    return (
+        AlertRule(name="feature-drift", metric="drift_score", above=0.1, severity="WARNING"),
+        AlertRule(name="dataset-drift", metric="drifted_share", above=0.5, severity="CRITICAL"),
+        AlertRule(name="ood-burst", metric="ood_rate", above=0.05, severity="CRITICAL"),
+        AlertRule(name="anomaly-burst", metric="anomaly_rate", above=0.1, severity="CRITICAL"),
+        AlertRule(
+            name="schema-violations", metric="schema_violation_rate", above=0.01, severity="WARNING"
+        ),
+        AlertRule(
+            name="performance-drop", metric="performance_drop", above=0.05, severity="CRITICAL"
+        ),
+    )
+
+
+class AlertsConfig(_Duration):
+    """Alert rules, sinks and the cooldown that deduplicates repeats."""
+
+    cooldown: str = "1h"
+    rules: tuple[AlertRule, ...] = Field(default_factory=_default_rules)
+    sinks: tuple[AlertSink, ...] = (AlertSink(type="log"),)
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown(cls, value: str) -> str:
+        return cls._duration(value)
+
+
+class CostsConfig(_Section):
+    """Unit prices for cost reporting (cost per 1,000 predictions and per training run)."""
+
+    currency: str = Field(default="USD", min_length=1, max_length=10)
+    cpu_hour: float = Field(default=0.0, ge=0, le=1e6)
+    gb_month: float = Field(default=0.0, ge=0, le=1e6)
+
+
 class Config(_Section):
     """The whole `aidlc.yaml`."""
 
@@ -178,6 +367,9 @@ class Config(_Section):
     audit: AuditConfig = AuditConfig()
     data: DataConfig = DataConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    costs: CostsConfig = CostsConfig()
 
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -301,6 +493,35 @@ serve:
     exporter: none           # none | otlp | console
     endpoint: http://127.0.0.1:4318/v1/traces
     service_name: aidlc
+
+monitor:
+  # `aidlc monitor run` compares this window of logged traffic with the training baseline.
+  window: 24h
+  min_rows: 100              # fewer logged rows: the verdict is "insufficient data"
+  performance_drop: 0.05     # a primary metric this far below training is a breach
+  drift:                     # defaults and their sources: docs/monitoring.md
+    psi_bins: 10
+    small_sample: 1000       # at or below, KS / chi-square p-values decide; above, effect sizes
+    p_value: 0.05
+    wasserstein_threshold: 0.1
+    jensenshannon_threshold: 0.1
+    dataset_share: 0.5       # this share of drifted features is dataset drift
+  # Run by `aidlc serve` (and `aidlc monitor schedule`); AWS cron(...) or five fields:
+  #   - name: nightly
+  #     cron: "cron(0 2 * * ? *)"
+  #     model: "*"
+  schedules: []
+
+alerts:
+  cooldown: 1h               # a repeat of the same alert within this time is counted, not re-sent
+  sinks:
+    - type: log
+  # rules: the defaults are listed in docs/monitoring.md
+
+costs:
+  currency: USD
+  cpu_hour: 0.0              # price of one vCPU-hour
+  gb_month: 0.0              # price of storing one GB for a month
 """
 
 

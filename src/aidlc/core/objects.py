@@ -201,14 +201,21 @@ def info(ws: Workspace, zone: str, object_id: str, version: int | None = None) -
 
 @contextmanager
 def open_object(
-    ws: Workspace, zone: str, object_id: str, version: int | None = None
+    ws: Workspace,
+    zone: str,
+    object_id: str,
+    version: int | None = None,
+    *,
+    action: str | None = None,
 ) -> Iterator[Iterator[bytes]]:
     """Plaintext chunks of an object, each authenticated before it is handed out.
 
     The whole-object SHA-256 is checked at the end; a mismatch raises `IntegrityError`.
+    `action` replaces the zone's read permission with a narrower one that a caller in a later
+    layer has established for this object (a model's card and baseline are `model.read`).
     """
     _check(zone, object_id)
-    ws.authorize(f"object.read:{zone}", f"object:{zone}/{object_id}")
+    ws.authorize(action or f"object.read:{zone}", f"object:{zone}/{object_id}")
     rec = _record(ws, zone, object_id, version)
     if rec.wrapped_key is None:
         raise NotFound(f"{zone}/{object_id}@{rec.version} was deleted (its key is destroyed)")
@@ -242,8 +249,15 @@ def get(ws: Workspace, zone: str, object_id: str, dst: BinaryIO, version: int | 
     return written
 
 
-def get_bytes(ws: Workspace, zone: str, object_id: str, version: int | None = None) -> bytes:
-    with open_object(ws, zone, object_id, version) as chunks:
+def get_bytes(
+    ws: Workspace,
+    zone: str,
+    object_id: str,
+    version: int | None = None,
+    *,
+    action: str | None = None,
+) -> bytes:
+    with open_object(ws, zone, object_id, version, action=action) as chunks:
         return b"".join(chunks)
 
 
@@ -260,10 +274,10 @@ def parse_ref(ref: str) -> tuple[str, str, int]:
     return zone, object_id, int(version)
 
 
-def get_ref(ws: Workspace, ref: str) -> bytes:
+def get_ref(ws: Workspace, ref: str, *, action: str | None = None) -> bytes:
     """The plaintext of the object version a record refers to by `zone/object-id@version`."""
     zone, object_id, version = parse_ref(ref)
-    return get_bytes(ws, zone, object_id, version)
+    return get_bytes(ws, zone, object_id, version, action=action)
 
 
 def delete(ws: Workspace, zone: str, object_id: str, version: int, *, reason: str = "") -> None:

@@ -680,10 +680,10 @@ def _private_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _read_ref(ws: Workspace, ref: str) -> bytes:
+def _read_ref(ws: Workspace, ref: str, action: str | None = None) -> bytes:
     if objects.parse_ref(ref)[0] != ZONE:
         raise IntegrityError(f"the statement names an object outside {ZONE}: {ref[:120]!r}")
-    return objects.get_ref(ws, ref)
+    return objects.get_ref(ws, ref, action=action)
 
 
 @dataclass(frozen=True)
@@ -703,8 +703,14 @@ class Verification:
         }
 
 
+# Documents that describe a version without revealing its weights: whoever may read the model
+# (monitors and auditors too) may read these, without access to the model files.
+DESCRIPTIVE = ("model-card.md", "model-card.json", "baseline.json")
+
+
 def _document(ws: Workspace, statement: Mapping[str, Any], label: str, document: str) -> bytes:
-    data = _read_ref(ws, statement["objects"][document])
+    action = "model.read" if document in DESCRIPTIVE else None
+    data = _read_ref(ws, statement["objects"][document], action)
     if _sha256(data) != statement["documents"][document]:
         raise IntegrityError(f"{label}: {document} does not match its signed digest")
     return data
@@ -751,10 +757,12 @@ def _refused(ws: Workspace, ref: str, action: str, exc: AidlcError) -> None:
         )
 
 
-def _locate(ws: Workspace, ref: str) -> tuple[str, ModelVersionRecord]:
+def _locate(
+    ws: Workspace, ref: str, action: str = "object.read:models"
+) -> tuple[str, ModelVersionRecord]:
     """The model name and version row named by `ref`, for a caller who may read models."""
     name, selector = parse_model_ref(ref)
-    ws.authorize("object.read:models", f"model:{ref[:100]}")
+    ws.authorize(action, f"model:{ref[:100]}")
     with ws.db.reading() as session:
         _, rec = version_record(session, name, selector)
     return name, rec
@@ -809,7 +817,7 @@ def read_document(ws: Workspace, ref: str, document: str) -> bytes:
     """One of a version's documents (card, ML-BOM, baseline), checked against the statement."""
     if document not in DOCUMENTS:
         raise UsageError(f"unknown document {document[:40]!r}; one of {', '.join(DOCUMENTS)}")
-    name, rec = _locate(ws, ref)
+    name, rec = _locate(ws, ref, "model.read" if document in DESCRIPTIVE else "object.read:models")
     statement = _verified_statement(rec, name, public_key(ws))
     return _document(ws, statement, f"{name}@{rec.version}", document)
 

@@ -256,6 +256,9 @@ class AlertRecord(Base):
     dedup_key: Mapped[str] = mapped_column(String(300), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100))
+    # Repeats within the cooldown are counted here instead of being sent again.
+    occurrences: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class RunRecord(Base):
@@ -411,3 +414,83 @@ class DeploymentRecord(Base):
     started_by: Mapped[str] = mapped_column(String(100))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class BatchProfileRecord(Base):
+    """The cached profile of one prediction log batch, so a monitor reads each batch once."""
+
+    __tablename__ = "batch_profiles"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("prediction_batches.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    object_ref: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MonitorReportRecord(Base):
+    """One monitor run over a window of one model's traffic; the report itself is an object."""
+
+    __tablename__ = "monitor_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(20))
+    summary: Mapped[str] = mapped_column(Text)
+    object_ref: Mapped[str] = mapped_column(String(300))
+    html_ref: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class KpiRecord(Base):
+    """A business metric pushed by a user (through the API) beside a model's metrics."""
+
+    __tablename__ = "kpis"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class RetrainPolicyRecord(Base):
+    """What happens when a model's monitor breaches: retrain, then await approval or canary."""
+
+    __tablename__ = "retrain_policies"
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(20))
+    triggers: Mapped[str] = mapped_column(Text)
+    canary_percent: Mapped[float] = mapped_column(Float)
+    min_interval_seconds: Mapped[int] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(100))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RetrainRequestRecord(Base):
+    """A retraining asked for by a monitor breach, and what became of it."""
+
+    __tablename__ = "retrain_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    report_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    candidate_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ScheduleRunRecord(Base):
+    """When a named schedule last ran and how it ended (one row per schedule)."""
+
+    __tablename__ = "schedule_runs"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")
