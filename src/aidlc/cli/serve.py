@@ -64,6 +64,12 @@ def from_environment() -> FastAPI:
     check_service_principal(ws.principal)
     names = json.loads(os.environ.get(MODELS_ENV) or "null")
     server = Server(ws, ws.config.serve, names=names, tls=os.environ.get(TLS_ENV) == "1")
+    if ws.config.monitor.schedules and ws.principal and ws.principal.may("monitor.run"):
+        from aidlc.monitor.jobs import scheduler_for
+
+        # Every worker runs the scheduler; each fire time is claimed in the database, so a
+        # schedule runs once per fire time however many workers and replicas there are.
+        server.companions.append(scheduler_for(ws))
     return create_app(server)
 
 

@@ -25,6 +25,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from aidlc.core import auth
@@ -32,6 +33,7 @@ from aidlc.core.audit import current_request_id, set_request_id
 from aidlc.core.config import ServeConfig
 from aidlc.errors import AidlcError, AuthenticationFailed, InvalidInput, NotFound
 from aidlc.serve import observe, rollout
+from aidlc.serve.kpis import push_kpis
 from aidlc.serve.predict import InvalidRecords, Prediction, ServedModel
 from aidlc.serve.predlog import PredictionLog, now
 from aidlc.serve.ratelimit import Decision, RateLimiter
@@ -143,6 +145,9 @@ class Server:
     tls: bool = False
     span_exporter: Any = None
     slots: dict[str, Slot] = field(default_factory=dict)
+    # Threads that live and die with the server (the CLI adds the monitor scheduler): anything
+    # with start() and stop().
+    companions: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.metrics = observe.Metrics()
@@ -169,8 +174,12 @@ class Server:
         self.ready = True
         self._poller = threading.Thread(target=self._poll, name="aidlc-alias-poller", daemon=True)
         self._poller.start()
+        for companion in self.companions:
+            companion.start()
 
     def close(self) -> None:
+        for companion in self.companions:
+            companion.stop()
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=30)
@@ -659,6 +668,32 @@ _FEEDBACK_BODY = {
         }
     },
 }
+_KPI_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["model", "kpis"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "kpis": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "value"],
+                            "properties": {
+                                "name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]*$"},
+                                "value": {"type": "number"},
+                                "at": {"type": "string", "format": "date-time"},
+                            },
+                        },
+                    },
+                },
+            }
+        }
+    },
+}
 _INFER_BODY = {
     "required": True,
     "content": {
@@ -735,6 +770,8 @@ def create_app(server: Server) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSON,
     )
+
+    app.state.server = server
 
     @app.exception_handler(AidlcError)
     async def _aidlc_error(_: Request, exc: AidlcError) -> Response:
@@ -839,6 +876,26 @@ def create_app(server: Server) -> FastAPI:
             raise NotReady("the server is starting")
         server.feedback.add(rows)
         return JSON({"accepted": len(rows)}, status_code=202)
+
+    @app.post(
+        "/v1/kpis",
+        openapi_extra={"requestBody": _KPI_BODY},
+        responses=_errors(400, 401, 403, 404, 413, 415, 422, 429),
+        status_code=202,
+        tags=["predict"],
+        summary="Record business KPIs beside a model's metrics",
+    )
+    async def kpis(request: Request) -> Response:
+        principal = server.caller(request, "kpi.write")
+        body = await _body(request, server.config.max_body_bytes)
+        if not isinstance(body, dict) or set(body) != {"model", "kpis"}:
+            raise InvalidInput("the body must be an object with 'model' and 'kpis'")
+        name = body["model"]
+        if not isinstance(name, str):
+            raise InvalidInput("'model' must be the name of a served model")
+        server.slot(name)
+        count = await run_in_threadpool(push_kpis, server.ws, name, body["kpis"], principal)
+        return JSON({"accepted": count}, status_code=202)
 
     # -- health and metrics ------------------------------------------------------------------
 

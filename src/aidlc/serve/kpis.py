@@ -10,6 +10,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from aidlc.core import auth
 from aidlc.core.meta import KpiRecord
 from aidlc.errors import InvalidInput
 
@@ -44,8 +45,13 @@ def _check(item: Any, i: int) -> tuple[str, float, datetime | None]:
     return name, float(value), when
 
 
-def push_kpis(ws: Workspace, model: str, items: list[Any]) -> int:
-    """Record KPI values for `model`; returns how many. Invalid input records nothing."""
+def push_kpis(
+    ws: Workspace, model: str, items: Any, principal: auth.Principal | None = None
+) -> int:
+    """Record KPI values for `model`; returns how many. Invalid input records nothing.
+
+    `principal` is the caller when a server records on its behalf (it must hold `kpi.write`).
+    """
     from aidlc.registry.versions import check_model_name
     from aidlc.serve.predlog import now
 
@@ -53,13 +59,16 @@ def push_kpis(ws: Workspace, model: str, items: list[Any]) -> int:
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_KPIS:
         raise InvalidInput(f"kpis must be a list of 1 to {MAX_KPIS} items")
     checked = [_check(item, i) for i, item in enumerate(items)]
-    ws.authorize("kpi.write", f"model:{model}")
-    who = ws.principal.name if ws.principal else "system"
+    caller = ws.authorize("kpi.write", f"model:{model}", principal=principal)
     moment = now()
     with ws.transaction() as session:
         for name, value, at in checked:
             session.add(
-                KpiRecord(model=model, name=name, value=value, at=at or moment, created_by=who)
+                KpiRecord(
+                    model=model, name=name, value=value, at=at or moment, created_by=caller.name
+                )
             )
-        ws.record(session, "kpi.write", f"model:{model}", {"count": len(checked)})
+        ws.record(
+            session, "kpi.write", f"model:{model}", {"count": len(checked), "by": caller.name}
+        )
     return len(checked)
