@@ -251,6 +251,14 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
     assert "the server judged the canary: promoted" in said
     assert "production is breast-cancer@1 again" in said
     assert "hot-swapped to breast-cancer@1" in said
+    assert "monitoring: drift, quality, performance, alerts, retraining" in said
+    assert re.search(r"report \d+: breach over \d+ predictions", said)
+    assert "mean_radius: drift" in said and "3 of 30 features drifted" in said
+    assert "[WARNING] monitor: breast-cancer@1: drift in mean_radius" in said
+    assert "request 1 registered → breast-cancer@3" in said
+    assert "retrained candidate breast-cancer@3 registered" in said
+    assert "canary at 25% started by the policy" in said
+    assert "KPIs screenings 300, referrals 41" in said
     logged = re.search(r"server stopped cleanly: (\d+) predictions and 3 labels", said)
     assert logged and int(logged.group(1)) > 30
     assert 'aidlc_predictions_total{label="malignant",model="breast-cancer"' in said
@@ -278,6 +286,8 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
         ("staging", 2, "approver"),
         ("production", 2, "api"),  # the server promoted the canary the approver started
         ("production", 1, "approver"),  # and the approver rolled it back
+        ("candidate", 3, "retrainer"),  # retrained after the monitor's drift breach
+        ("staging", 3, "approver"),  # approved: the retraining policy started its canary
     ]
 
 

@@ -45,6 +45,8 @@ EXPECTED: dict[str, set[str]] = {
         "object.read:models",
         "model.read",
         "run.read",
+        "monitor.read",
+        "retrain.policy",  # what a breach sets in motion is an approver's decision
     },
     "inference": {
         "object.read:models",
@@ -52,6 +54,7 @@ EXPECTED: dict[str, set[str]] = {
         "model.predict",
         "object.write:predictions",
         "deployment.conclude",
+        "kpi.write",  # applications push business KPIs with their inference token
     },
     "monitor": {
         "object.read:predictions",
@@ -60,6 +63,11 @@ EXPECTED: dict[str, set[str]] = {
         "alert.send",
         "alert.read",
         "model.read",
+        "monitor.run",
+        "monitor.read",
+        "retrain.request",
+        "kpi.write",
+        "run.read",  # to price a version's training run in the cost report
     },
     "auditor": {
         "audit.read",
@@ -70,6 +78,7 @@ EXPECTED: dict[str, set[str]] = {
         "alert.read",
         "model.read",
         "run.read",
+        "monitor.read",
     },
 }
 

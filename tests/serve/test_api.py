@@ -602,7 +602,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(client_for, serv
     ]
     seen: dict[str, set[int]] = {}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 12
     runs: list[tuple[Any, GenerationMode, dict[str, str] | None]] = []
     for operation in operations:
         named = "{name}" in operation.path

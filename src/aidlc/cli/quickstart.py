@@ -19,6 +19,7 @@ DEMO_PRINCIPALS = {
     "approver": ["approver"],
     "auditor": ["auditor"],
     "api": ["inference", "monitor"],
+    "retrainer": ["monitor", "trainer"],
 }
 
 
@@ -405,6 +406,116 @@ def _learning(out: Any, ws_root: Path, tokens: dict[str, str], root: Path) -> No
         out.print(f"    {line}", markup=False)
 
 
+def _monitoring(out: Any, ws_root: Path, tokens: dict[str, str], root: Path) -> None:
+    """Drifted traffic through the API, the monitor's report and alerts, and the retrained
+    candidate that follows without anyone typing a command."""
+    import httpx
+
+    from aidlc.core.alerts import list_alerts
+    from aidlc.core.workspace import Workspace
+    from aidlc.demo import breast_cancer
+    from aidlc.monitor import jobs, retrain, runner
+    from aidlc.serve import rollout
+    from aidlc.serve.app import Server
+
+    name = "breast-cancer"
+    out.rule("[bold]Learning[/] — monitoring: drift, quality, performance, alerts, retraining")
+    approver = Workspace.open(ws_root, token=tokens["approver"])
+    policy = retrain.set_policy(approver, name, "canary", canary_percent=25)
+    out.print(
+        f"approver: `aidlc monitor policy {name} --action canary --canary-percent 25` "
+        f"(on {' or '.join(policy.triggers)}: retrain, then canary once approved)"
+    )
+    api = Workspace.open(ws_root, token=tokens["api"])
+    server = Server(api, api.config.serve.model_copy(update={"rate_limit": "100/second"}))
+    http, thread, url = _serve_thread(server)
+    frame = breast_cancer.frame()
+    rows = frame.drop(["patient_id", "diagnosis"]).to_dicts()
+    shift = {"mean_radius": 1.4, "mean_perimeter": 1.4, "mean_area": 1.8}
+    drifted = [{k: v * shift.get(k, 1.0) for k, v in r.items()} for r in rows[:300]]
+    auth = {"Authorization": f"Bearer {tokens['api']}"}
+    try:
+        with httpx.Client(timeout=30) as client:
+            ids: list[str] = []
+            for i in range(0, len(drifted), 50):
+                r = client.post(
+                    f"{url}/v1/models/{name}:predict",
+                    headers=auth,
+                    json={"records": drifted[i : i + 50]},
+                )
+                ids.extend(p["prediction_id"] for p in r.json()["predictions"])
+            truth = frame["diagnosis"].head(300).to_list()
+            labels = [{"prediction_id": p, "label": t} for p, t in zip(ids, truth, strict=True)]
+            client.post(
+                f"{url}/v1/feedback", headers=auth, json={"model": name, "feedback": labels}
+            )
+            kpis = [{"name": "screenings", "value": 300}, {"name": "referrals", "value": 41}]
+            client.post(f"{url}/v1/kpis", headers=auth, json={"model": name, "kpis": kpis})
+    finally:
+        http.should_exit = True
+        thread.join(timeout=60)
+    out.print(
+        f"  {len(ids)} patients with enlarged radius, perimeter and area sent in 6 requests, "
+        "their true diagnoses to /v1/feedback and two business KPIs to /v1/kpis"
+    )
+    (outcome,) = runner.run(api, model=name, window="1h")
+    doc = outcome.document
+    d = doc["drift"]
+    out.print(
+        f"api (monitor role): `aidlc monitor run --model {name} --window 1h` → report "
+        f"{outcome.report.id}: [red]{outcome.report.verdict}[/] over {doc['rows']} predictions"
+    )
+    for f in sorted(d["features"], key=lambda f: -(f["score"] or 0))[:4]:
+        out.print(
+            f"  {f['name']}: {'drift' if f['drifted'] else 'stable'} — PSI {f['psi']:.2f}, "
+            f"KS {f['statistic']:.2f} (p {f['p_value']:.1e}), "
+            f"normalised Wasserstein {f['score']:.2f}"
+        )
+    out.print(
+        f"  {len(d['drifted'])} of {len(d['features'])} features drifted; predictions "
+        f"{'drifted' if (doc['prediction_drift'] or {}).get('drifted') else 'stable'}; "
+        f"OOD rate {doc['quality']['ood_rate']:.0%}"
+    )
+    perf = doc["performance"]
+    shown_kpis = ", ".join(f"{k} {v['last']:g}" for k, v in doc["kpis"].items())
+    if perf["metrics"]:
+        out.print(
+            f"  performance on {perf['labelled']} labels: accuracy "
+            f"{perf['metrics']['accuracy']:.3f} vs {perf['training'].get('accuracy', 0):.3f} "
+            f"in training; KPIs {shown_kpis}"
+        )
+    html = root / "monitor-report.html"
+    html.write_text(str(runner.get_report(api, outcome.report.id, html=True)), encoding="utf-8")
+    out.print(f"  report page with reference vs current histograms: {html}")
+    out.print(f"  retraining requested: {outcome.retraining}")
+    api.close()
+
+    retrainer = Workspace.open(ws_root, token=tokens["retrainer"])
+    ran = jobs.run_all(retrainer)
+    (request,) = retrain.requests(retrainer, name)[:1]
+    out.print(
+        f"retrainer's scheduler (`aidlc monitor schedule`, monitor + trainer roles) ran "
+        f"{', '.join(ran)}: request {request.id} {request.status} → "
+        f"{name}@{request.candidate_version}"
+    )
+    retrainer.close()
+    auditor = Workspace.open(ws_root, token=tokens["auditor"])
+    for alert in list_alerts(auditor, limit=5):
+        out.print(f"  alert {alert.id} [{alert.severity}] {alert.source}: {alert.title}")
+    auditor.close()
+    if request.candidate_version:
+        ref = f"{name}@{request.candidate_version}"
+        started = retrain.approve(approver, ref, to="staging", reason="retrained on new data")
+        deployment = started["deployment"]
+        if deployment is not None:
+            out.print(
+                f"approver: `aidlc models approve {ref} --to staging` → canary at "
+                f"{deployment.percent:g}% started by the policy; stopped for the demo"
+            )
+            rollout.stop(approver, name, reason="demo ends")
+    approver.close()
+
+
 def quickstart(
     directory: Annotated[
         Path | None,
@@ -463,6 +574,7 @@ def quickstart(
         steward.close()
         _deployment(out, ws_root, tokens, root)
         _learning(out, ws_root, tokens, root)
+        _monitoring(out, ws_root, tokens, root)
 
         auditor = Workspace.open(ws_root, token=tokens["auditor"])
         try:
