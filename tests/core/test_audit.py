@@ -81,6 +81,30 @@ def test_edited_column_is_named(audited):
     assert not verdict.ok and verdict.first_bad_seq == seq
 
 
+@pytest.mark.parametrize(
+    ("edit", "tampered"),
+    [
+        ("UPDATE audit_events SET body = replace(body, 'thing', 'thong') WHERE seq = :s", True),
+        ("UPDATE audit_events SET body = 42 WHERE seq = :s", True),
+        ("UPDATE audit_events SET leaf_hash = 'x' WHERE seq = :s", True),
+        # the same bytes stored as TEXT: the event did not change
+        ("UPDATE audit_events SET body = CAST(body AS TEXT) WHERE seq = :s", False),
+    ],
+)
+def test_sqlite_values_of_another_type_are_named_not_a_crash(audited, edit, tampered):
+    """SQLite keeps whatever type an UPDATE writes (replace() on a BLOB returns TEXT);
+    verification names the event instead of failing with a TypeError."""
+    ws = audited.open("admin")
+    if ws.db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's bytea column refuses values of another type")
+    seq = _seq_of(audited, "thing:5")
+    _sql(ws, edit, s=seq)
+    verdict = _verdict(audited)
+    assert verdict.ok is not tampered
+    if tampered:
+        assert verdict.first_bad_seq == seq
+
+
 def test_edited_body_with_recomputed_hash_is_named(audited):
     seq = _seq_of(audited, "thing:5")
     ws = audited.open("admin")

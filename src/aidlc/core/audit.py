@@ -391,7 +391,14 @@ class AuditLog:
             for seq, actor, action, resource, outcome, rid, body, stored_leaf in (
                 row for chunk in rows for row in chunk
             ):
-                body = bytes(body)
+                # A hand-edited row may hold TEXT, a number or NULL where bytes belong (SQLite
+                # keeps any type): hash what is there, so it is named as edited, never a crash.
+                if isinstance(body, str):
+                    body = body.encode("utf-8", "surrogatepass")
+                elif isinstance(body, bytes | bytearray | memoryview):
+                    body = bytes(body)
+                else:
+                    body = repr(body).encode()
                 leaf = sha256(b"\x00" + body).digest()
                 append(leaf)
                 if row_problem is not None:
