@@ -7,16 +7,19 @@ from typing import Any
 from tests.serve.conftest import Served
 
 
-def serve_rows(served: Served, rows: list[dict[str, Any]], *, batch: int = 100) -> list[str]:
+def serve_rows(
+    served: Served, rows: list[dict[str, Any]], *, batch: int = 100, scores: bool = False
+) -> list[str]:
     """Predict `rows` with bc's production version through a Server (logged), then drain the
     log; returns the prediction ids."""
     from aidlc.core.config import ServeConfig
     from aidlc.serve.app import Server
 
     ws = served.open("service")
-    config = ServeConfig.model_validate(
-        {**ws.config.serve.model_dump(), "rate_limit": "100000/second"}
-    )
+    settings = ws.config.serve.model_dump()
+    settings["rate_limit"] = "100000/second"
+    settings["prediction_log"]["scores"] = scores
+    config = ServeConfig.model_validate(settings)
     server = Server(ws, config)
     server.start()
     principal = ws.principal

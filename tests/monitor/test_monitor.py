@@ -179,6 +179,28 @@ def test_performance_from_feedback_labels(served: Served, all_rows: list[dict[st
     assert "performance-drop" in {b["rule"] for b in outcome.document["breaches"]}
 
 
+def test_logged_scores_give_roc_auc(served: Served, all_rows: list[dict[str, Any]]) -> None:
+    """With `serve.prediction_log.scores`, the server logs the binary classifier's probability
+    of its second class, and the monitor's ROC AUC equals scikit-learn's on those scores."""
+    from sklearn.metrics import roc_auc_score
+
+    from aidlc.monitor import runner
+    from aidlc.serve.predlog import read_batches
+
+    ids = serve_rows(served, all_rows, scores=True)
+    truth = _labels()
+    send_feedback(served, dict(zip(ids, truth, strict=True)))
+    with served.open("monitor") as ws:
+        (outcome,) = runner.run(ws)
+        logged = {r["prediction_id"]: r["score"] for r in read_batches(ws, model="bc")}
+    perf = outcome.document["performance"]
+    classes = sorted(set(truth))  # the model's classes, in its order
+    expected = roc_auc_score([t == classes[1] for t in truth], [logged[i] for i in ids])
+    assert perf["metrics"]["roc_auc"] == pytest.approx(expected, abs=1e-12)
+    assert perf["metrics"]["roc_auc"] > 0.95
+    assert "roc_auc" in perf["training"]
+
+
 def test_too_few_rows_is_insufficient_not_drift(
     served: Served, all_rows: list[dict[str, Any]]
 ) -> None:

@@ -120,6 +120,9 @@ class PredictionLogConfig(_Section):
     batch_rows: int = Field(default=5000, ge=1, le=1_000_000)
     flush_seconds: float = Field(default=5.0, gt=0, le=3600)
     queue_rows: int = Field(default=200_000, ge=1, le=10_000_000)
+    # Compute a binary classifier's probabilities for logged requests (one more predict_proba
+    # per request), so monitoring can report ROC AUC; answers carry them only when asked.
+    scores: bool = False
 
 
 class TracingConfig(_Section):
@@ -483,6 +486,7 @@ serve:
     batch_rows: 5000
     flush_seconds: 5.0
     queue_rows: 200000
+    scores: false            # true: log binary classifiers' scores (monitoring's ROC AUC)
   canary:
     promote_after: 500       # candidate requests without a breach before promotion
     min_requests: 50         # judged only after this many

@@ -167,8 +167,11 @@ def _batches(
 def _read_rows(ws: Workspace, ref: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
     import polars as pl
 
-    frame = pl.read_parquet(io.BytesIO(objects.get_ref(ws, ref)), columns=columns)
-    return frame.to_dicts()
+    data = objects.get_ref(ws, ref)
+    if columns is not None:  # older batches may lack newer columns (scores)
+        present = pl.read_parquet_schema(io.BytesIO(data))
+        columns = [c for c in columns if c in present]
+    return pl.read_parquet(io.BytesIO(data), columns=columns).to_dicts()
 
 
 def _summary(ws: Workspace, batch: PredictionBatchRecord, m: _Model) -> quality.BatchSummary | None:
@@ -210,12 +213,14 @@ def _labels(
     if not labels:
         return pairs, scores
     for batch in _batches(ws, "predictions", m.name, start - lookback, end):
-        for row in _read_rows(ws, batch.object_ref, ["prediction_id", "version", "output"]):
+        wanted = ["prediction_id", "version", "output", "score"]
+        for row in _read_rows(ws, batch.object_ref, wanted):
             label = labels.get(str(row["prediction_id"]), _MISSING)
             if label is _MISSING or row.get("version") != m.version:
                 continue
             pairs.append((orjson.loads(row["output"]), label))
-            scores.append(None)
+            score = row.get("score")  # logged when the request computed probabilities
+            scores.append(float(score) if isinstance(score, int | float) else None)
     return pairs, scores
 
 

@@ -332,6 +332,14 @@ class Server:
         started = time.perf_counter()
         production = slot.production
         rows = production.check(records, self.config.max_batch_rows)
+        logged = self.predictions is not None and self.predictions.sampled()
+        # Scores for the monitor's ROC AUC: computed for logged requests when configured.
+        probabilities = probabilities or (
+            logged
+            and self.config.prediction_log.scores
+            and production.task == "classification"
+            and len(production.classes or []) == 2
+        )
         answer, route, background = production, "production", None
         deployment, candidate, judge = slot.deployment, slot.candidate, slot.judge
         if deployment is not None and candidate is not None and judge is not None:
@@ -360,7 +368,7 @@ class Server:
         ids = [pool[i : i + 32] for i in range(0, len(pool), 32)]
         self._count(answer, route, result, len(flagged))
         latency = (time.perf_counter() - started) * 1000
-        if self.predictions is not None and self.predictions.sampled():
+        if logged:
             self._log(answer, route, principal, rows, result, ids, latency)
         return answer, result, ids, background
 
@@ -492,6 +500,12 @@ class Server:
         at = now()
         request_id = current_request_id()
         per_row = latency / len(rows)
+        # a binary classifier's probability of its second class, for ROC AUC in monitoring
+        scores = (
+            [p[1] for p in result.probabilities]
+            if result.probabilities is not None and len(served.classes or []) == 2
+            else None
+        )
         self.predictions.add(
             [
                 {
@@ -507,6 +521,7 @@ class Server:
                     "output": orjson.dumps(result.predictions[i]).decode(),
                     "ood": bool(result.ood[i]),
                     "anomaly": result.anomaly[i],
+                    "score": scores[i] if scores else None,
                 }
                 for i, row in enumerate(rows)
             ]
@@ -811,7 +826,7 @@ def create_app(server: Server) -> FastAPI:
         out = []
         for i, label in enumerate(result.predictions):
             row: dict[str, Any] = {"prediction_id": ids[i], "prediction": label}
-            if result.probabilities is not None:
+            if want and result.probabilities is not None:
                 row["probabilities"] = dict(
                     zip(map(str, served.classes or []), result.probabilities[i], strict=False)
                 )
