@@ -324,3 +324,51 @@ def test_policy_is_an_approvers_decision(served: Served) -> None:
         with pytest.raises(InvalidInput, match="canary percent"):
             retrain.set_policy(ws, "bc", "canary", canary_percent=100)
         assert retrain.get_policy(ws, "bc") is None
+
+
+@pytest.mark.postgres
+def test_the_monitoring_loop_on_postgresql(make_env: Any, tmp_path: Any) -> None:
+    """Reports, cached batch summaries, alert repeats, schedule claims, KPIs and retraining on a
+    real PostgreSQL, not only SQLite."""
+    from aidlc.core import principals
+    from aidlc.core.alerts import list_alerts
+    from aidlc.demo import breast_cancer
+    from aidlc.monitor import jobs, retrain, runner
+    from aidlc.registry import approval
+    from aidlc.serve.kpis import push_kpis
+    from tests.registry.helpers import ingest_demo, train
+    from tests.serve.conftest import RECIPE
+
+    env = make_env("postgres")
+    with env.open("admin") as admin:
+        for name, roles in {
+            "service": ["inference", "monitor"],
+            "retrainer": ["monitor", "trainer"],
+        }.items():
+            _, env.tokens[name] = principals.add(admin, name, roles)
+    ingest_demo(env, tmp_path / "data")
+    with env.open("trainer") as ws:
+        train(ws, RECIPE.format(features="exclude: [patient_id]", seed=3))
+    with env.open("approver") as ws:
+        approval.approve(ws, "bc@1", reason="first")
+        retrain.set_policy(ws, "bc", "approval")
+    rows = breast_cancer.frame().drop(["patient_id", "diagnosis"]).to_dicts()
+    serve_rows(env, shifted(rows[:300], DRIFT))  # type: ignore[arg-type]
+    with env.open("inference") as ws:
+        assert push_kpis(ws, "bc", [{"name": "revenue", "value": 5}]) == 1
+    fire = datetime.now(UTC).replace(second=0, microsecond=0)
+    with env.open("retrainer") as ws:
+        assert jobs.claim(ws, "pg", fire) and not jobs.claim(ws, "pg", fire)
+        (first,) = runner.run(ws)
+        (second,) = runner.run(ws)
+        alerts = [a for a in list_alerts(ws) if a.source == "monitor"]
+        done = retrain.requests(ws, "bc")
+        reports = runner.list_reports(ws)
+    assert first.report.verdict == second.report.verdict == "breach"
+    assert first.document["drift"] == second.document["drift"]  # second from cached summaries
+    assert first.document["kpis"]["revenue"]["last"] == 5.0
+    assert [r.id for r in reports] == [second.report.id, first.report.id]
+    drift_alert = next(a for a in alerts if "drift in" in a.title)
+    assert drift_alert.occurrences == 2  # the repeat within the cooldown was counted, not sent
+    assert [(r.status, r.candidate_version) for r in done] == [("registered", 2)]
+    assert second.retraining is not None and second.retraining["status"] == "skipped"
