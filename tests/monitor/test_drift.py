@@ -3,9 +3,13 @@ standard deviation shift, merged profiles equal to the whole, and closeness to r
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as sp
 
 from aidlc.core.config import DriftConfig
@@ -117,3 +121,35 @@ def test_a_column_of_another_type_in_production_shows_as_drift(reference: Datase
         pl.col("x1").cast(pl.String)))  # fmt: skip
     result = compare_profiles(reference, current)
     assert "x1" in result.drifted and result.features["x1"].kind == "categorical"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.integers(-50, 50).map(float), st.floats(-1e6, 1e6, allow_nan=False)),
+        min_size=2,
+        max_size=300,
+    ),
+    cuts=st.lists(st.integers(1, 299), max_size=4),
+    small=st.sampled_from([10, 1000]),
+)
+def test_any_split_merges_to_the_verdict_of_the_whole(
+    values: list[float], cuts: list[int], small: int
+) -> None:
+    frame = pl.DataFrame({"v": values, "c": [str(int(abs(v)) % 7) for v in values]})
+    reference = profile_frame(
+        pl.DataFrame({"v": [float(i % 40) for i in range(500)],
+                      "c": [str(i % 5) for i in range(500)]}),
+        categorical=["c"],
+    )  # fmt: skip
+    bounds = sorted({0, len(values), *(c for c in cuts if c < len(values))})
+    parts = [frame.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
+    merged = profile_frame(parts[0], categorical=["c"])
+    for part in parts[1:]:
+        merged = merged.merge(profile_frame(part, categorical=["c"]))
+    whole = profile_frame(frame, categorical=["c"])
+    config = DriftConfig(small_sample=small)
+    assert (
+        compare_profiles(reference, merged, config).to_json()
+        == compare_profiles(reference, whole, config).to_json()
+    )

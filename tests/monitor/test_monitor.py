@@ -372,3 +372,29 @@ def test_the_monitoring_loop_on_postgresql(make_env: Any, tmp_path: Any) -> None
     assert drift_alert.occurrences == 2  # the repeat within the cooldown was counted, not sent
     assert [(r.status, r.candidate_version) for r in done] == [("registered", 2)]
     assert second.retraining is not None and second.retraining["status"] == "skipped"
+
+
+def test_memory_does_not_grow_with_the_window(
+    served: Served, all_rows: list[dict[str, Any]]
+) -> None:
+    """A run holds one batch and the merged profiles: four times the batches (same size) in the
+    window barely moves its peak of traced allocations."""
+    import tracemalloc
+
+    from aidlc.monitor import runner
+
+    def peak_for(batches: int) -> int:
+        for _ in range(batches):
+            serve_rows(served, all_rows[:150], batch=150)
+        with served.open("monitor") as ws:
+            tracemalloc.start()
+            try:
+                (outcome,) = runner.run(ws, retrain=False, window="2h")
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+                assert outcome.document["window"]["batches"] >= batches
+
+    small = peak_for(3)
+    large = peak_for(9)  # the window now holds 12 batches, 9 of them new
+    assert large < small * 1.5, (small, large)
