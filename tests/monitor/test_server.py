@@ -109,3 +109,42 @@ def test_the_serve_factory_adds_the_scheduler_only_for_a_monitor(
         app = serve.from_environment()
         assert len(app.state.server.companions) == expected, who
         app.state.server.ws.close()
+
+
+@pytest.mark.slow
+def test_a_real_aidlc_serve_runs_its_schedule_with_two_workers(
+    served: Served, tmp_path: Any, records: list[dict[str, Any]]
+) -> None:
+    """`aidlc serve --workers 2` with a per-minute schedule: the monitor runs at the next minute
+    boundary as the server's principal, once although both workers run a scheduler."""
+    import yaml
+
+    from aidlc.monitor import runner
+    from tests.serve.test_server_process import predict, serving
+
+    config = served.root / "aidlc.yaml"
+    doc = yaml.safe_load(config.read_text())
+    doc["monitor"] = {"schedules": [{"name": "minutely", "cron": "* * * * *", "window": "1h"}]}
+    config.write_text(yaml.safe_dump(doc))
+    with serving(served.root, served.tokens["service"], "--workers", "2", logs=tmp_path) as srv:
+        with srv.client() as client:
+            for i in range(0, 200, 50):
+                assert (
+                    predict(client, served.tokens["inference"], records[i : i + 50]).status_code
+                    == 200
+                )
+        deadline = time.monotonic() + 150
+        reports: list[Any] = []
+        while time.monotonic() < deadline and not reports:
+            time.sleep(2)
+            with served.open("monitor") as m:
+                reports = runner.list_reports(m)
+        time.sleep(3)  # the other worker's scheduler had its chance at the same fire time
+        with served.open("monitor") as m:
+            reports = runner.list_reports(m)
+        assert srv.stop() == 0
+    assert reports, "no scheduled monitor run within 150 s"
+    fire_times = [r.window_end for r in reports]
+    assert len(fire_times) == len(set(fire_times))  # each fire time ran once
+    assert all(r.created_by == "service" for r in reports)
+    assert all(t.second == 0 and t.microsecond == 0 for t in fire_times)
