@@ -231,21 +231,33 @@ def _numeric(
     ref_bins, cur_bins, labels = _quantile_bins(values, a, b, config.psi_bins)
     psi = stats.psi(ref_bins, cur_bins)
     js = stats.jensenshannon(ref_bins, cur_bins)
-    small = min(n_r, n_c) <= config.small_sample
-    if small:
-        drifted = p < alpha
-        rule = f"KS p={p:.3g} {'<' if drifted else '>='} {alpha:.3g} ({n_c} rows)"
-    else:
-        drifted = p < alpha and score >= config.wasserstein_threshold
-        rule = (
-            f"normalised Wasserstein {score:.3g} "
-            f"{'>=' if score >= config.wasserstein_threshold else '<'} "
-            f"{config.wasserstein_threshold} and KS p={p:.3g}"
-        )
+    drifted, rule = _decide(
+        min(n_r, n_c) <= config.small_sample, n_c, ("KS", p, alpha),
+        ("normalised Wasserstein", score, config.wasserstein_threshold),
+    )  # fmt: skip
     return FeatureDrift(
         name, "numeric", n_r, n_c, "ks", d, p, "wasserstein", score, psi, js, score, bool(drifted),
         rule, labels, _shares(ref_bins), _shares(cur_bins),
     )  # fmt: skip
+
+
+def _decide(
+    small: bool, rows: int, test: tuple[str, float, float], effect: tuple[str, float, float]
+) -> tuple[bool, str]:
+    """The verdict and its reason: the test alone for small samples, else the test and the
+    effect size together."""
+    test_name, p, alpha = test
+    effect_name, score, threshold = effect
+    significant = p < alpha
+    if small:
+        return significant, (
+            f"{test_name} p={p:.3g} {'<' if significant else '>='} {alpha:.3g} ({rows} rows)"
+        )
+    large = score >= threshold
+    return significant and large, (
+        f"{effect_name} {score:.3g} {'>=' if large else '<'} {threshold} and {test_name} "
+        f"p={p:.3g} {'<' if significant else '>='} {alpha:.3g}"
+    )
 
 
 def _quantile_bins(
@@ -292,16 +304,10 @@ def _categorical(
     chi2, p, _dof = stats.chi2_contingency(a, b)
     js = stats.jensenshannon(a, b)
     psi = stats.psi(a, b)
-    small = min(n_r, n_c) <= config.small_sample
-    if small:
-        drifted = p < alpha
-        rule = f"chi-square p={p:.3g} {'<' if drifted else '>='} {alpha:.3g} ({n_c} rows)"
-    else:
-        drifted = p < alpha and js >= config.jensenshannon_threshold
-        rule = (
-            f"Jensen-Shannon {js:.3g} {'>=' if js >= config.jensenshannon_threshold else '<'}"
-            f" {config.jensenshannon_threshold} and chi-square p={p:.3g}"
-        )
+    drifted, rule = _decide(
+        min(n_r, n_c) <= config.small_sample, n_c, ("chi-square", p, alpha),
+        ("Jensen-Shannon", js, config.jensenshannon_threshold),
+    )  # fmt: skip
     shown = keys[:50]  # a chart of the 50 most frequent reference categories
     return FeatureDrift(
         name, "categorical", n_r, n_c, "chi2", chi2, p, "jensenshannon", js, psi, js, None,

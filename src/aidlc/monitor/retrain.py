@@ -216,24 +216,7 @@ def on_breach(
     if recent is not None:
         return {"request": recent[0], "status": "skipped", "why": "a recent request exists"}
     principal = ws.authorize("retrain.request", f"model:{name}")
-    with ws.transaction() as session:
-        req = RetrainRequestRecord(
-            model_id=model_id,
-            reason=json.dumps({"breaches": matched}),
-            report_id=report_id,
-            status="pending",
-            detail="",
-            requested_by=principal.name,
-        )
-        session.add(req)
-        session.flush()
-        ws.record(
-            session,
-            "retrain.request",
-            f"model:{name}",
-            {"request": req.id, "breaches": matched, "report": report_id},
-        )
-        request_id = req.id
+    request_id = _record_request(ws, name, {"breaches": matched}, report_id, principal.name)
     if (
         ws.principal is not None
         and ws.principal.may("train.run")
@@ -391,17 +374,29 @@ def approve(ws: Workspace, ref: str, *, to: str = "production", reason: str) -> 
 def request_now(ws: Workspace, name: str) -> Request:
     """Retrain `name` now, as a trainer asking by hand (recorded like a breach's request)."""
     principal = ws.authorize("train.run", f"model:{name}")
+    request_id = _record_request(ws, name, {"breaches": [], "by_hand": True}, None, principal.name)
+    return execute(ws, request_id)
+
+
+def _record_request(
+    ws: Workspace, name: str, reason: dict[str, Any], report_id: int | None, who: str
+) -> int:
+    """A pending request row and its audit event, in one transaction; returns its id."""
     with ws.transaction() as session:
         req = RetrainRequestRecord(
             model_id=_model_id(session, name),
-            reason=json.dumps({"breaches": [], "by_hand": True}),
-            report_id=None,
+            reason=json.dumps(reason),
+            report_id=report_id,
             status="pending",
             detail="",
-            requested_by=principal.name,
+            requested_by=who,
         )
         session.add(req)
         session.flush()
-        ws.record(session, "retrain.request", f"model:{name}", {"request": req.id, "by_hand": True})
-        request_id = req.id
-    return execute(ws, request_id)
+        ws.record(
+            session,
+            "retrain.request",
+            f"model:{name}",
+            {"request": req.id, "report": report_id, **reason},
+        )
+        return req.id
