@@ -125,6 +125,11 @@ def _production(ws: Workspace, name: str) -> _Model:
         ) from None
     card = orjson.loads(versions.read_document(ws, version.ref, "model-card.json"))
     baseline = orjson.loads(versions.read_document(ws, version.ref, "baseline.json"))
+    if not isinstance(baseline, dict) or not baseline.get("features"):
+        raise NotFound(
+            f"{version.ref} has no baseline profile to compare live traffic with",
+            hint="versions trained with `aidlc train` record their training data's profile",
+        )
     reference = DatasetProfile.from_json(baseline["features"])
     predictions = (
         DatasetProfile.from_json(baseline["predictions"]) if baseline.get("predictions") else None
