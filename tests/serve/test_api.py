@@ -699,3 +699,30 @@ def test_any_json_body_gets_a_client_error_never_a_server_error(client_for, serv
 
     run()
     assert {200, 422} <= statuses
+
+
+def test_a_server_whose_own_token_is_revoked_stops_serving(
+    served: Any, client_for: Any, records: list[dict[str, Any]]
+) -> None:
+    """The poller rechecks the server's credentials: after an admin revokes the service token,
+    every request gets 503 and /readyz fails, and the recheck is audited."""
+    import time
+
+    from aidlc.core import principals
+
+    client = client_for(poll_seconds=0.1)
+    auth = served.headers("inference")
+    assert client.post(PREDICT, json={"records": records[:1]}, headers=auth).status_code == 200
+    with served.open("admin") as admin:
+        for token in principals.list_tokens(admin, "service"):
+            principals.revoke_token(admin, token.id)
+    deadline = time.monotonic() + 10
+    while client.server.revoked is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refused = client.post(PREDICT, json={"records": records[:1]}, headers=auth)
+    assert refused.status_code == 503
+    assert "credentials stopped holding" in refused.json()["error"]
+    assert client.get("/readyz").status_code == 503
+    with served.open("auditor") as auditor:
+        events = auditor.audit.events(action="auth.recheck")
+    assert [(e.actor, e.outcome) for e in events] == [("service", "denied")]

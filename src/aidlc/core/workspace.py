@@ -409,6 +409,40 @@ class Workspace:
             )
         return principal
 
+    def recheck(self) -> auth.Principal:
+        """Check again that the token this workspace acts with still holds: a long-running
+        server notices a revocation, an expiry or a disabled principal. `AuthenticationFailed`
+        (audited) if it does not; the workspace then acts as nobody."""
+        principal = self.principal
+        if principal is None or principal.token_id is None:
+            raise AuthenticationFailed("no token given")
+        now = datetime.now(UTC)
+        problem: str | None = None
+        with self.db.reading() as session:
+            rec = session.get(TokenRecord, principal.token_id)
+            owner = session.get(PrincipalRecord, principal.id)
+            if rec is None or owner is None or rec.principal_id != owner.id:
+                problem = "its token no longer exists"
+            elif rec.revoked_at is not None:
+                problem = f"token {rec.id} was revoked"
+            elif rec.expires_at is not None and rec.expires_at <= now:
+                problem = f"token {rec.id} expired on {rec.expires_at:%Y-%m-%d %H:%M} UTC"
+            elif owner.disabled:
+                problem = f"principal {owner.name} is disabled"
+        if problem is None:
+            return principal
+        self.principal = None
+        self.audit.record(
+            actor=principal.name,
+            action="auth.recheck",
+            resource="token",
+            outcome="denied",
+            details={"reason": problem},
+        )
+        raise AuthenticationFailed(
+            f"authentication failed: {problem}", hint="an admin can issue a new token"
+        )
+
     def authorize(
         self, action: str, resource: str = "", *, principal: auth.Principal | None = None
     ) -> auth.Principal:

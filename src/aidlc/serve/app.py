@@ -161,6 +161,7 @@ class Server:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self.ready = False
+        self.revoked: str | None = None  # why the server's own credentials stopped holding
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -191,6 +192,17 @@ class Server:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.config.poll_seconds):
+            try:
+                # The server's own token can be revoked while it runs: then it stops answering
+                # (503 on every request, /readyz failing) instead of serving as nobody's agent.
+                self.ws.recheck()
+            except AuthenticationFailed as exc:
+                self.revoked = exc.message
+                self.ready = False
+                log.error("the server's credentials no longer hold: %s; stopping service", exc)
+                return
+            except Exception:  # a database hiccup: checked again next time
+                log.exception("rechecking the server's credentials failed")
             try:
                 self.refresh()
             except Exception:  # the poller must outlive a database hiccup; it retries next time
@@ -282,6 +294,11 @@ class Server:
 
     def caller(self, request: Request, action: str) -> auth.Principal:
         """The request's principal, rate limited, holding a role that grants `action`."""
+        if self.revoked is not None:
+            raise NotReady(
+                "this server no longer serves: its credentials stopped holding",
+                hint="restart it with a valid token",
+            )
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         client = request.client.host if request.client else "unknown"
@@ -922,7 +939,9 @@ def create_app(server: Server) -> FastAPI:
              responses=_errors(503))  # fmt: skip
     async def readyz() -> Response:
         problems = []
-        if not server.ready:
+        if server.revoked is not None:
+            problems.append("the server's credentials were revoked")
+        elif not server.ready:
             problems.append("starting")
         if not server.slots:
             problems.append("no model is being served")
