@@ -11,7 +11,17 @@ from aidlc.errors import AuthenticationFailed, PermissionDenied
 
 # Written out by hand from the role table of DESIGN.md, independently of auth.GRANTS.
 EXPECTED: dict[str, set[str]] = {
-    "admin": {"principal.manage", "key.manage", "config.manage"},
+    "admin": {
+        "principal.manage",
+        "key.manage",
+        "config.manage",
+        "retention.manage",
+        "retention.apply",
+        "legal_hold.manage",
+        "posture.read",
+        "backup.create",
+        "backup.restore",
+    },
     "data-steward": {
         "data.ingest",
         "data.validate",
@@ -27,6 +37,7 @@ EXPECTED: dict[str, set[str]] = {
         "object.delete:predictions",
         "object.write:reports",
         "alert.read",
+        "subject.erase",
     },
     "trainer": {
         "object.read:validated",
@@ -36,6 +47,7 @@ EXPECTED: dict[str, set[str]] = {
         "object.read:models",
         "model.read",
         "run.read",
+        "lineage.read",
     },
     "approver": {
         "model.approve",
@@ -47,6 +59,8 @@ EXPECTED: dict[str, set[str]] = {
         "run.read",
         "monitor.read",
         "retrain.policy",  # what a breach sets in motion is an approver's decision
+        "lineage.read",
+        "compliance.read",  # an approver answers for what reaches production
     },
     "inference": {
         "object.read:models",
@@ -68,6 +82,7 @@ EXPECTED: dict[str, set[str]] = {
         "retrain.request",
         "kpi.write",
         "run.read",  # to price a version's training run in the cost report
+        "lineage.read",
     },
     "auditor": {
         "audit.read",
@@ -79,6 +94,7 @@ EXPECTED: dict[str, set[str]] = {
         "model.read",
         "run.read",
         "monitor.read",
+        "posture.read",
     },
 }
 

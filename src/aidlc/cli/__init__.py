@@ -18,14 +18,21 @@ from aidlc import __version__
 from aidlc.cli import (
     alerts,
     audit,
+    backup,
+    compliance,
     data,
+    doctor,
+    erase,
     init,
     keys,
+    lineage,
     models,
     monitor,
     objects,
     quickstart,
+    retention,
     serve,
+    threats,
     train,
     users,
 )
@@ -79,6 +86,14 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(monitor.app, name="monitor")
 app.command("serve")(serve.serve)
 app.command("deploy")(serve.deploy)
+app.add_typer(compliance.app, name="compliance")
+app.command("lineage")(lineage.lineage)
+app.add_typer(retention.app, name="retention")
+app.command("erase")(erase.erase)
+app.command("threat-model")(threats.threat_model)
+app.command("doctor")(doctor.doctor)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 
 
 def main() -> None:

@@ -80,8 +80,17 @@ GRANTS: dict[str, frozenset[str]] = {
     "object.read:reports": frozenset({"monitor", "auditor"}),
     "audit.read": frozenset({"auditor"}),
     "audit.verify": frozenset({"auditor"}),
-    "lineage.read": frozenset({"auditor"}),
-    "compliance.read": frozenset({"auditor"}),
+    "lineage.read": frozenset({"trainer", "approver", "monitor", "auditor"}),
+    "compliance.read": frozenset({"approver", "auditor"}),
+    # governance: what is kept how long, what must be kept anyway, and erasure of a person
+    "retention.manage": frozenset({"admin"}),
+    "retention.apply": frozenset({"admin"}),
+    "legal_hold.manage": frozenset({"admin"}),
+    "subject.erase": frozenset({"data-steward"}),
+    # the posture check and the threat model read configuration and evidence, change nothing
+    "posture.read": frozenset({"admin", "auditor"}),
+    "backup.create": frozenset({"admin"}),
+    "backup.restore": frozenset({"admin"}),
 }
 
 ACTIONS: tuple[str, ...] = tuple(sorted(GRANTS))

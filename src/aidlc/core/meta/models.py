@@ -494,3 +494,42 @@ class ScheduleRunRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class RetentionPolicyRecord(Base):
+    """How long objects of a zone (or of one dataset's objects in it) are kept."""
+
+    __tablename__ = "retention_policies"
+    __table_args__ = (UniqueConstraint("zone", "dataset"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone: Mapped[str] = mapped_column(String(20))
+    dataset: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    days: Mapped[int] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(100))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LegalHoldRecord(Base):
+    """A hold that keeps matching objects past their retention, until released."""
+
+    __tablename__ = "legal_holds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    prefix: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(100))
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ErasureRecord(Base):
+    """A GDPR erasure carried out for one data subject (by keyed hash), with its certificate."""
+
+    __tablename__ = "erasures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_digest: Mapped[str] = mapped_column(String(64), index=True)
+    certificate_ref: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Governance: compliance reports, lineage, retention, erasure, threat model, posture, backups."""
