@@ -98,10 +98,9 @@ def test_fresh_workspace_passes_every_fail_level_check(env: Env) -> None:
         "audit.recent_verification",
         "serve.rate_limit_storage",
         "alerts.sinks",
-        "metadata.database",  # SQLite files are 0644 inside the 0700 state folder
         "retention.policies",
     }
-    assert summary(checks) == {"pass": 12, "warn": 7, "fail": 0}
+    assert summary(checks) == {"pass": 13, "warn": 6, "fail": 0}
     assert by_id["keys.file_permissions"].evidence.endswith("mode 0600, owned by this user")
     assert by_id["audit.integrity"].evidence.startswith("not checked (needs auditor)")
     assert all(c.fix == "" for c in checks if c.status == "pass")
@@ -279,6 +278,9 @@ def test_mixed_admin_and_disabled_principal_tokens_warn(env: Env) -> None:
 
 
 def test_database_loose_mode_warns_inside_the_private_state_folder(env: Env) -> None:
+    assert env.checks()["metadata.database"].status == "pass"  # created 0600
+    for path in (env.root / ".aidlc").glob("aidlc.db*"):
+        path.chmod(0o644)
     check = env.checks()["metadata.database"]
     assert check.status == "warn"
     assert check.evidence.startswith("aidlc.db 0644")
@@ -299,6 +301,7 @@ def test_database_reachable_by_others_fails() -> None:
         state = env.root / ".aidlc"
         state.chmod(0o755)
         env.root.chmod(0o755)
+        (state / "aidlc.db").chmod(0o644)
         check = env.checks()["metadata.database"]
         assert check.status == "fail"
         assert check.evidence.startswith("readable by other users: aidlc.db 0644")

@@ -106,13 +106,16 @@ def put(
     *,
     version: int | None = None,
     details: dict[str, Any] | None = None,
+    action: str | None = None,
 ) -> ObjectInfo:
     """Encrypt `src` into a new immutable object; `version` defaults to the next free number.
 
-    A second write to the same zone, id and version raises `Conflict`.
+    A second write to the same zone, id and version raises `Conflict`. `action` replaces the
+    zone's write permission with the narrower one a caller has established (an erasure rewrites
+    the prediction logs that held the subject under `subject.erase`).
     """
     _check(zone, object_id)
-    principal = ws.authorize(f"object.write:{zone}", f"object:{zone}/{object_id}")
+    principal = ws.authorize(action or f"object.write:{zone}", f"object:{zone}/{object_id}")
     if version is None:
         with ws.db.reading() as session:
             latest = session.execute(
@@ -280,10 +283,23 @@ def get_ref(ws: Workspace, ref: str, *, action: str | None = None) -> bytes:
     return get_bytes(ws, zone, object_id, version, action=action)
 
 
-def delete(ws: Workspace, zone: str, object_id: str, version: int, *, reason: str = "") -> None:
-    """Crypto-shred an object: its data key is destroyed (committed) before the bytes go."""
+def delete(
+    ws: Workspace,
+    zone: str,
+    object_id: str,
+    version: int,
+    *,
+    reason: str = "",
+    action: str | None = None,
+) -> None:
+    """Crypto-shred an object: its data key is destroyed (committed) before the bytes go.
+
+    `action` replaces the zone's delete permission with one a caller has established for this
+    deletion (retention under `retention.apply`, erasure under `subject.erase`)."""
     _check(zone, object_id)
-    principal = ws.authorize(f"object.delete:{zone}", f"object:{zone}/{object_id}@{version}")
+    principal = ws.authorize(
+        action or f"object.delete:{zone}", f"object:{zone}/{object_id}@{version}"
+    )
     with ws.transaction() as session:
         rec = session.execute(
             select(StoredObject).where(

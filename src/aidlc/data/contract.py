@@ -284,6 +284,17 @@ class Contract(_Model):
                 raise ValueError(f"table.drift.columns[{j}]: no column named {name!r:.80}")
         return self
 
+    def opaque(self, df: pl.DataFrame) -> pl.DataFrame:
+        """`df` with the masked columns (pii, sensitive, the subject id) made opaque, so a profile
+        counts them (rows, nulls) but lists none of their values: profiles travel into model
+        baselines, reports and monitors, where a person's id or a secret must never appear."""
+        import polars as pl
+
+        hidden = [c.name for c in self.columns if c.masked and c.name in df.columns]
+        if not hidden:
+            return df
+        return df.with_columns(pl.col(c).cast(pl.String).cast(pl.Binary) for c in hidden)
+
     def column(self, name: str) -> ColumnSpec:
         """The column named `name` (KeyError when absent)."""
         for col in self.columns:

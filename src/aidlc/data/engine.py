@@ -311,7 +311,11 @@ def _examine(path: Path, job: Mapping[str, Any]) -> dict[str, Any]:
     if contract.table.no_duplicate_rows and not hashes and df.width:
         hash_frame = pl.DataFrame({"r": df.hash_rows()})
     mask = report.failing_mask
-    categorical = [c.name for c in contract.columns if c.dtype in ("category", "string", "bool")]
+    categorical = [
+        c.name
+        for c in contract.columns
+        if c.dtype in ("category", "string", "bool") and not c.masked
+    ]
     return {
         "rows": df.height,
         "stamp": stamp,
@@ -324,7 +328,7 @@ def _examine(path: Path, job: Mapping[str, Any]) -> dict[str, Any]:
         "hashes": _ipc(hash_frame) if hash_frame.width else None,
         "failing": np.packbits(mask.to_numpy()).tobytes() if mask is not None else None,
         "samples": report.samples,
-        "profile": profile_frame(clean, categorical=categorical).to_json(),
+        "profile": profile_frame(contract.opaque(clean), categorical=categorical).to_json(),
     }
 
 

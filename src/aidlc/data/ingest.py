@@ -327,9 +327,14 @@ def _gate(
         from aidlc.data.profile import profile_frame
 
         categorical = [
-            c.name for c in contract.columns if c.dtype in ("category", "string", "bool")
+            c.name
+            for c in contract.columns
+            if c.dtype in ("category", "string", "bool") and not c.masked
         ]
-        profile = profile_frame(keep, categorical=[c for c in categorical if c in keep.columns])
+        profile = profile_frame(
+            contract.opaque(keep),
+            categorical=[c for c in categorical if c in keep.columns],
+        )
         profile_ref = _put(
             ws, "validated", f"{base}/profile.json", json.dumps(profile.to_json()).encode()
         )

@@ -607,7 +607,9 @@ class _Run:
         def current(columns: list[str], categorical: list[str]) -> DatasetProfile:
             from aidlc.data.profile import profile_frame
 
-            return profile_frame(clean.select(columns), categorical=categorical)
+            return profile_frame(
+                self.contract.opaque(clean.select(columns)), categorical=categorical
+            )
 
         return table_checks(
             self.contract,
@@ -850,7 +852,9 @@ def _drift(
     if not columns:
         return result(None, None, None, "no column of the baseline profile to compare")
     categorical = [
-        c.name for c in present if c.name in columns and c.dtype in ("category", "string", "bool")
+        c.name
+        for c in present
+        if c.name in columns and c.dtype in ("category", "string", "bool") and not c.masked
     ]
     current = current_profile(columns, categorical)
     scores: dict[str, float] = {}

@@ -357,9 +357,11 @@ def _side_profile(
     if contract is not None:
         from aidlc.data.validate import validate
 
-        df = validate(df, contract).clean
+        df = contract.opaque(validate(df, contract).clean)
         categorical = [
-            c.name for c in contract.columns if c.dtype in ("category", "string", "bool")
+            c.name
+            for c in contract.columns
+            if c.dtype in ("category", "string", "bool") and not c.masked
         ]
     profile = profile_frame(df, categorical=[c for c in (categorical or []) if c in df.columns])
     return profile, {c: str(t) for c, t in df.schema.items()}

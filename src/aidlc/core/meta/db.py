@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from aidlc.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _private_file(database: str | None) -> None:
+    """Create a new SQLite file as 0600 before SQLite does (it would follow the umask); its WAL
+    and shared-memory files take the same mode from it."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:  # a missing folder: SQLite reports it with its own clear error
+        return
+    os.close(fd)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -64,6 +79,7 @@ class Database:
                 f"cannot use the metadata database URL: {type(exc).__name__}"
             ) from None
         if self.is_sqlite:
+            _private_file(self.engine.url.database)
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readonly_engine = self.engine.execution_options(aidlc_readonly=True)
