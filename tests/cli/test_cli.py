@@ -259,6 +259,13 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
     assert "retrained candidate breast-cancer@3 registered" in said
     assert "canary at 25% started by the policy" in said
     assert "KPIs screenings 300, referrals 41" in said
+    assert "controls, lineage, posture, threats" in said
+    assert re.search(r"compliance report --framework all` → \d+ pass, \d+ fail", said)
+    assert "pass Encryption at rest (hipaa 164.312(a)(2)(iv)" in said
+    assert "pass Audit trail integrity" in said and "pass Change management" in said
+    assert "back to the raw file raw file breast_cancer.csv" in said
+    assert re.search(r"`aidlc doctor`: \d+ pass, \d+ warn, 0 fail", said)
+    assert re.search(r"`aidlc threat-model`: 12 threats", said)
     logged = re.search(r"server stopped cleanly: (\d+) predictions and 3 labels", said)
     assert logged and int(logged.group(1)) > 30
     assert 'aidlc_predictions_total{label="malignant",model="breast-cancer"' in said

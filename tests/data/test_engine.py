@@ -161,7 +161,7 @@ def _categorical(contract: Contract) -> list[str]:
     return [
         c.name
         for c in contract.columns
-        if c.dtype in ("category", "string", "bool") and not c.masked
+        if c.dtype in ("category", "string", "bool") and not c.identifying
     ]
 
 

@@ -516,6 +516,56 @@ def _monitoring(out: Any, ws_root: Path, tokens: dict[str, str], root: Path) -> 
     approver.close()
 
 
+def _governance(out: Any, ws_root: Path, tokens: dict[str, str]) -> None:
+    """The compliance report, the production model's lineage, the posture check and the threat
+    model, as an auditor sees them."""
+    from aidlc.core.workspace import Workspace
+    from aidlc.govern import compliance, doctor, lineage, threats
+
+    out.rule("[bold]Compliance[/] — controls, lineage, posture, threats")
+    auditor = Workspace.open(ws_root, token=tokens["auditor"])
+
+    name = "breast-cancer"
+    rep = compliance.report(auditor, "all")
+    counts = rep.counts()
+    out.print(
+        "auditor: `aidlc compliance report --framework all` → "
+        + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
+    )
+    for control in rep.controls:
+        clauses = ", ".join(f"{c.framework} {c.id}" for c in control.clauses[:3])
+        mark = {"pass": "[green]pass[/]", "fail": "[red]fail[/]"}.get(
+            control.status, control.status
+        )
+        out.print(f"  {mark:<14} {control.title} ({clauses}): {control.summary}")
+    graph = lineage.trace(auditor, f"{name}@production")
+    kinds: dict[str, int] = {}
+    for node in graph.nodes.values():
+        kinds[node.kind] = kinds.get(node.kind, 0) + 1
+    raw = [n.label for n in graph.nodes.values() if n.kind == "raw"]
+    out.print(
+        f"`aidlc lineage {name}@production`: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        + f"; back to the raw file {raw[0] if raw else '?'}"
+        + ("" if not graph.problems else f"; problems: {'; '.join(graph.problems)}")
+    )
+    mermaid = lineage.to_mermaid(graph).splitlines()
+    out.print(f"  as Mermaid ({len(mermaid)} lines): {mermaid[0]} …", markup=False)
+    checks = doctor.run_checks(auditor)
+    tally = doctor.summary(checks)
+    out.print(
+        f"`aidlc doctor`: {tally['pass']} pass, {tally['warn']} warn, {tally['fail']} fail; "
+        "warnings: " + ", ".join(c.id for c in checks if c.status == "warn")
+    )
+    model = threats.threat_model(auditor)
+    states = model["summary"]
+    out.print(
+        f"`aidlc threat-model`: {len(model['threats'])} threats (MITRE ATLAS, OWASP ML Top 10): "
+        + ", ".join(f"{n} {s}" for s, n in states.items())
+    )
+    auditor.close()
+
+
 def quickstart(
     directory: Annotated[
         Path | None,
@@ -621,6 +671,7 @@ def quickstart(
             f"{'verifies' if proof_ok else 'FAILS'}"
         )
         auditor.close()
+        _governance(out, ws_root, tokens)
 
         if keep:
             path = root / "quickstart-tokens.json"

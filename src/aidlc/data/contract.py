@@ -198,6 +198,13 @@ class ColumnSpec(_Model):
         """Whether values of this column must never appear in reports or messages."""
         return self.classification in MASKED or self.subject_id
 
+    @property
+    def identifying(self) -> bool:
+        """Whether the column identifies people (pii, the subject id): its profile keeps counts
+        only, never values. Sensitive measurements keep aggregate statistics, which drift checks
+        need, but their individual values are still masked in reports."""
+        return self.classification == "pii" or self.subject_id
+
 
 class Freshness(_Model):
     """The newest value of `column` must lie within `max_age` of now."""
@@ -285,12 +292,12 @@ class Contract(_Model):
         return self
 
     def opaque(self, df: pl.DataFrame) -> pl.DataFrame:
-        """`df` with the masked columns (pii, sensitive, the subject id) made opaque, so a profile
-        counts them (rows, nulls) but lists none of their values: profiles travel into model
-        baselines, reports and monitors, where a person's id or a secret must never appear."""
+        """`df` with the identifying columns (pii, the subject id) made opaque, so a profile counts
+        them (rows, nulls) but lists none of their values: profiles travel into model baselines,
+        reports and monitors, where a person's id must never appear."""
         import polars as pl
 
-        hidden = [c.name for c in self.columns if c.masked and c.name in df.columns]
+        hidden = [c.name for c in self.columns if c.identifying and c.name in df.columns]
         if not hidden:
             return df
         return df.with_columns(pl.col(c).cast(pl.String).cast(pl.Binary) for c in hidden)

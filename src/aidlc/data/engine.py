@@ -314,7 +314,7 @@ def _examine(path: Path, job: Mapping[str, Any]) -> dict[str, Any]:
     categorical = [
         c.name
         for c in contract.columns
-        if c.dtype in ("category", "string", "bool") and not c.masked
+        if c.dtype in ("category", "string", "bool") and not c.identifying
     ]
     return {
         "rows": df.height,

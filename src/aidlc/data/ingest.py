@@ -329,7 +329,7 @@ def _gate(
         categorical = [
             c.name
             for c in contract.columns
-            if c.dtype in ("category", "string", "bool") and not c.masked
+            if c.dtype in ("category", "string", "bool") and not c.identifying
         ]
         profile = profile_frame(
             contract.opaque(keep),

@@ -854,7 +854,7 @@ def _drift(
     categorical = [
         c.name
         for c in present
-        if c.name in columns and c.dtype in ("category", "string", "bool") and not c.masked
+        if c.name in columns and c.dtype in ("category", "string", "bool") and not c.identifying
     ]
     current = current_profile(columns, categorical)
     scores: dict[str, float] = {}

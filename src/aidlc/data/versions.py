@@ -361,7 +361,7 @@ def _side_profile(
         categorical = [
             c.name
             for c in contract.columns
-            if c.dtype in ("category", "string", "bool") and not c.masked
+            if c.dtype in ("category", "string", "bool") and not c.identifying
         ]
     profile = profile_frame(df, categorical=[c for c in (categorical or []) if c in df.columns])
     return profile, {c: str(t) for c, t in df.schema.items()}

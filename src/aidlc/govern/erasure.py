@@ -364,7 +364,7 @@ def _write_successor(
     categorical = [
         c.name
         for c in contract.columns
-        if c.dtype in ("category", "string", "bool") and not c.masked
+        if c.dtype in ("category", "string", "bool") and not c.identifying
     ]
     profile = profile_frame(
         contract.opaque(keep), categorical=[c for c in categorical if c in keep.columns]
