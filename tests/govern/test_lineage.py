@@ -511,3 +511,49 @@ def test_http_transport_posts_each_event(
     assert (path, json.loads(body), auth) == ("/api/v1/lineage", event, "Bearer k-123")
     with pytest.raises(ConfigError, match="http"):
         ol.Transport(kind="http", url="file:///etc/passwd")
+
+
+def test_cli_runs_emit_openlineage_events_through_the_configured_transport(
+    served: Served,  # noqa: F811
+) -> None:
+    """`aidlc monitor run` and `aidlc data ingest` append their run events to the file transport
+    of aidlc.yaml (valid for the openlineage client); `transport: none` emits nothing."""
+    import yaml
+
+    from aidlc.demo import breast_cancer
+    from tests.cli.test_cli import run
+
+    events_file = served.root / ".aidlc" / "openlineage" / "events.jsonl"
+    monitor = run("monitor", "run", token=served.tokens["monitor"], workspace=served.root)
+    assert monitor.returncode == 0, monitor.stderr
+    import polars as pl
+
+    fresh = (
+        breast_cancer.frame()
+        .head(50)
+        .with_columns(pl.format("P-9{}", pl.col("patient_id").str.slice(3)).alias("patient_id"))
+    )  # new patients: not duplicates of the first version
+    good = served.root.parent / "more.csv"
+    fresh.write_csv(good)
+    ingested = run(
+        "data", "ingest", str(good), "--dataset", "breast-cancer",
+        token=served.tokens["steward"], workspace=served.root,
+    )  # fmt: skip
+    assert ingested.returncode == 0, ingested.stderr
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert [(e["job"]["name"].split(":")[0], e["eventType"]) for e in events] == [
+        (events[0]["job"]["name"].split(":")[0], "COMPLETE"),
+        (events[1]["job"]["name"].split(":")[0], "COMPLETE"),
+    ]
+    assert "monitor" in events[0]["job"]["name"] and "ingest" in events[1]["job"]["name"]
+    for event in events:
+        assert _client_event(event) is not None
+    assert stat.S_IMODE(events_file.stat().st_mode) == 0o600
+
+    config = served.root / "aidlc.yaml"
+    doc = yaml.safe_load(config.read_text())
+    doc["lineage"] = {"transport": "none"}
+    config.write_text(yaml.safe_dump(doc))
+    again = run("monitor", "run", token=served.tokens["monitor"], workspace=served.root)
+    assert again.returncode == 0
+    assert len(events_file.read_text().splitlines()) == 2

@@ -57,6 +57,11 @@ def ingest(
     given = _load(contract) if contract else None
     with open_workspace() as ws:
         result = run_ingest(ws, file, dataset, contract=given, fmt=fmt)
+        if result.ref:
+            from aidlc.data.versions import resolve
+            from aidlc.govern import openlineage
+
+            openlineage.publish(ws, [openlineage.ingest_event(ws, resolve(ws, str(result.ref)))])
     _write_html(html, result.report, f"{file.name} → {dataset}")
     if json_out:
         emit_json(result.to_json())

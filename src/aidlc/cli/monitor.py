@@ -70,6 +70,9 @@ def run(
 
     with open_workspace() as ws:
         outcomes = run_monitor(ws, model=model, window=window, retrain=not no_retrain)
+        from aidlc.govern import openlineage
+
+        openlineage.publish(ws, [openlineage.monitor_event(ws, o.report) for o in outcomes])
     if json_out:
         emit_json(
             [

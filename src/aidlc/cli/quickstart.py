@@ -534,9 +534,8 @@ def _governance(out: Any, ws_root: Path, tokens: dict[str, str]) -> None:
     )
     for control in rep.controls:
         clauses = ", ".join(f"{c.framework} {c.id}" for c in control.clauses[:3])
-        mark = {"pass": "[green]pass[/]", "fail": "[red]fail[/]"}.get(
-            control.status, control.status
-        )
+        colour = {"pass": "green", "fail": "red"}.get(control.status)
+        mark = f"[{colour}]{control.status}[/]" if colour else control.status
         out.print(f"  {mark:<14} {control.title} ({clauses}): {control.summary}")
     graph = lineage.trace(auditor, f"{name}@production")
     kinds: dict[str, int] = {}

@@ -79,6 +79,12 @@ def train(
             )
         else:
             outcome = runner.resume(ws, resume or "", **common)
+        from aidlc.govern import openlineage
+        from aidlc.train import tracking
+
+        openlineage.publish(
+            ws, openlineage.training_events(ws, tracking.get_run(ws, outcome.run_id))
+        )
     if json_out:
         emit_json(outcome.to_json())
     else:

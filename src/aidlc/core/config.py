@@ -358,6 +358,27 @@ class CostsConfig(_Section):
     gb_month: float = Field(default=0.0, ge=0, le=1e6)
 
 
+class LineageConfig(_Section):
+    """Where OpenLineage run events of ingest, training and monitoring runs go."""
+
+    transport: Literal["file", "http", "none"] = "file"
+    file: str = f"{STATE_DIR}/openlineage/events.jsonl"
+    url: str | None = None
+    api_key_env: str | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    namespace: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _http(self) -> LineageConfig:
+        if self.transport == "http" and (
+            not self.url or not re.match(r"^https?://[^\s/]+", self.url)
+        ):
+            raise ValueError("an http lineage transport needs an http(s) url")
+        if self.url and _URL_PASSWORD.match(self.url):
+            raise ValueError("lineage url contains a password; name a variable in api_key_env")
+        return self
+
+
 class Config(_Section):
     """The whole `aidlc.yaml`."""
 
@@ -373,6 +394,7 @@ class Config(_Section):
     monitor: MonitorConfig = MonitorConfig()
     alerts: AlertsConfig = AlertsConfig()
     costs: CostsConfig = CostsConfig()
+    lineage: LineageConfig = LineageConfig()
 
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -526,6 +548,12 @@ costs:
   currency: USD
   cpu_hour: 0.0              # price of one vCPU-hour
   gb_month: 0.0              # price of storing one GB for a month
+
+lineage:
+  # OpenLineage run events of ingest, training and monitoring runs: file (JSON lines),
+  # http (POST to url; a bearer token from the variable api_key_env names) or none.
+  transport: file
+  file: .aidlc/openlineage/events.jsonl
 """
 
 

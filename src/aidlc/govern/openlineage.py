@@ -8,6 +8,7 @@ reads them; the client library is not needed to write them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import urllib.error
@@ -22,6 +23,8 @@ from urllib.parse import urlsplit
 
 from aidlc import __version__
 from aidlc.errors import ConfigError, InvalidInput
+
+log = logging.getLogger("aidlc.lineage")
 
 if TYPE_CHECKING:
     from aidlc.core.workspace import Workspace
@@ -360,3 +363,32 @@ def _post(transport: Transport, body: bytes) -> None:
         raise ConnectionError(f"OpenLineage endpoint {origin} unreachable ({reason})") from None
     if not 200 <= status < 300:
         raise ConnectionError(f"OpenLineage endpoint {origin} answered HTTP {status}")
+
+
+def configured_transport(ws: Workspace) -> Transport:
+    """The transport `lineage:` in aidlc.yaml chooses."""
+    cfg = ws.config.lineage
+    return Transport(
+        kind=cfg.transport,
+        path=Path(cfg.file),
+        url=cfg.url,
+        timeout_seconds=cfg.timeout_seconds,
+        api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
+    )
+
+
+def publish(ws: Workspace, events: list[dict[str, Any]]) -> int:
+    """Send events through the configured transport; returns how many went. Lineage never
+    fails the run it describes: a transport that is down is logged and the events are lost."""
+    transport = configured_transport(ws)
+    if transport.kind == "none":
+        return 0
+    sent = 0
+    for event in events:
+        try:
+            send(ws, event, transport)
+        except (ConfigError, ConnectionError, OSError) as exc:
+            log.warning("an OpenLineage event could not be sent: %s", exc)
+            break
+        sent += 1
+    return sent
