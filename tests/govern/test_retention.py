@@ -268,3 +268,37 @@ def test_apply_keeps_serving_models_and_removes_rows_of_shredded_logs(served, re
             versions.load_model(trainer, "bc@3")
     with served.open("steward") as steward, pytest.raises(NotFound, match="key is destroyed"):
         read_version(steward, "breast-cancer@1")
+    # `latest` never resolves to shredded data: with no readable version left, training is told
+    from aidlc.data.versions import resolve
+
+    with served.open("steward") as steward:
+        with pytest.raises(NotFound, match="every version of dataset 'breast-cancer' was deleted"):
+            resolve(steward, "breast-cancer@latest")
+        assert resolve(steward, "breast-cancer@1").version == 1  # named explicitly: its record
+
+
+def test_latest_skips_a_newer_version_whose_data_was_shredded(served, tmp_path):  # noqa: F811
+    import polars as pl
+
+    from aidlc.core import objects
+    from aidlc.data.ingest import ingest
+    from aidlc.data.versions import resolve
+    from aidlc.demo import breast_cancer
+
+    fresh = (
+        breast_cancer.frame()
+        .head(60)
+        .with_columns(pl.format("P-9{}", pl.col("patient_id").str.slice(3)).alias("patient_id"))
+    )
+    path = tmp_path / "more.csv"
+    fresh.write_csv(path)
+    with served.open("steward") as steward:
+        second = ingest(steward, path, "breast-cancer")
+        failing = [c for c in second.report["checks"] if c.get("passed") is False]
+        assert second.outcome == "accepted", failing
+        assert resolve(steward, "breast-cancer@latest").version == 2
+        zone, object_id, version = objects.parse_ref(
+            resolve(steward, "breast-cancer@2").data_object
+        )
+        objects.delete(steward, zone, object_id, version, reason="test")
+        assert resolve(steward, "breast-cancer@latest").version == 1

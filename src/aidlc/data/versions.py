@@ -118,14 +118,38 @@ def _resolve(session: Session, name: str, version: int | None) -> DatasetVersion
         raise NotFound(f"no dataset named {name!r}")
     query = select(DatasetVersionRecord).where(DatasetVersionRecord.dataset_id == ds.id)
     if version is None:
-        query = query.order_by(DatasetVersionRecord.version.desc()).limit(1)
-    else:
-        query = query.where(DatasetVersionRecord.version == version)
-    rec = session.execute(query).scalar_one_or_none()
-    if rec is None:
-        which = "no validated version yet" if version is None else f"no version {version}"
-        raise NotFound(f"dataset {name!r} has {which}")
-    return rec
+        # `latest` is the newest version whose data still exists: retention or an erasure may
+        # have crypto-shredded newer ones, and training must not pick a version it cannot read.
+        recs = session.execute(query.order_by(DatasetVersionRecord.version.desc())).scalars()
+        seen = False
+        for rec in recs:
+            seen = True
+            if _readable(session, rec.data_object):
+                return rec
+        if seen:
+            raise NotFound(f"every version of dataset {name!r} was deleted (retention or erasure)")
+        raise NotFound(f"dataset {name!r} has no validated version yet")
+    found = session.execute(
+        query.where(DatasetVersionRecord.version == version)
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"dataset {name!r} has no version {version}")
+    return found
+
+
+def _readable(session: Session, ref: str) -> bool:
+    """Whether the object a record names still has its data key (was not crypto-shredded)."""
+    from aidlc.core.meta import StoredObject
+
+    zone, object_id, version = objects.parse_ref(ref)
+    deleted = session.execute(
+        select(StoredObject.deleted_at).where(
+            StoredObject.zone == zone,
+            StoredObject.object_id == object_id,
+            StoredObject.version == version,
+        )
+    ).first()
+    return deleted is not None and deleted[0] is None
 
 
 def resolve(ws: Workspace, ref: str) -> DatasetVersion:
