@@ -6,14 +6,13 @@ roles (run it as an auditor to evaluate every control), 0 otherwise.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from aidlc.cli.context import console, open_workspace
+from aidlc.cli.context import console, open_workspace, write_private
 from aidlc.errors import InvalidInput
 
 app = typer.Typer(
@@ -24,17 +23,6 @@ app = typer.Typer(
 FRAMEWORK_HELP = "soc2, hipaa, gdpr, pci or all."
 _STATUSES = ("pass", "fail", "not_applicable", "not_evaluated")
 _STYLE = dict(zip(_STATUSES, ("green", "red", "dim", "yellow"), strict=True))
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by its owner only; evidence names people and tokens."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as sink:
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: narrow it
-        sink.write(text)
 
 
 @app.command("report")
@@ -56,7 +44,7 @@ def report(
     if output is None:
         sys.stdout.write(text)
         return
-    _write_private(output, text)
+    write_private(output, text)
     counts = rep.counts()
     console(stderr=True).print(
         f"Wrote {output}: {counts['pass']} passed, {counts['fail']} failed, "

@@ -87,6 +87,18 @@ def open_workspace(*, authenticate: bool = True) -> Workspace:
     return Workspace.open(find_workspace(), token=token)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (reports name people, tokens and
+    findings); a link is refused, and an existing file is narrowed to 0600."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as sink:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        sink.write(text)
+
+
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aidlc.cli.context import console, emit_json, open_workspace
+from aidlc.cli.context import console, emit_json, open_workspace, write_private
 
 app = typer.Typer(help="Monitor served models and retrain them.", no_args_is_help=True)
 
@@ -133,16 +133,7 @@ def show(
     with open_workspace() as ws:
         content = get_report(ws, report_id, html=html is not None)
     if html is not None:
-        import os
-
-        from aidlc.errors import UsageError
-
-        try:
-            fd = os.open(html, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(str(content))
-        except OSError as exc:
-            raise UsageError(f"cannot write {html}: {exc.strerror}") from None
+        write_private(html, str(content))
         console().print(f"wrote {html}")
     else:
         emit_json(content)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from aidlc.cli.context import console, emit_json, open_workspace
+from aidlc.cli.context import console, emit_json, open_workspace, write_private
 from aidlc.errors import UsageError
 
 FORMATS = ("md", "html", "json")
@@ -48,11 +47,5 @@ def threat_model(
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: narrow it
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    write_private(output, text)
     console(stderr=True).print(f"wrote {output}")

@@ -345,7 +345,6 @@ def approve(ws: Workspace, ref: str, *, to: str = "production", reason: str) -> 
     """Approve a version; a retrained candidate under a `canary` policy approved to staging
     goes straight into a canary at the policy's percentage (the approver's own deploy)."""
     from aidlc.registry import approval
-    from aidlc.registry.versions import resolve
     from aidlc.serve import rollout
 
     version = approval.approve(ws, ref, to=to, reason=reason)
@@ -364,7 +363,7 @@ def approve(ws: Workspace, ref: str, *, to: str = "production", reason: str) -> 
     if policy is not None and policy.action == "canary" and candidate is not None:
         out["deployment"] = rollout.deploy(
             ws,
-            resolve(ws, version.ref).ref,
+            version.ref,
             canary=policy.canary_percent,
             reason=f"retraining policy: canary of candidate from request {candidate[0]}",
         )
