@@ -309,3 +309,31 @@ def test_cli_erases_refuses_trainer_and_bad_ids(served: Served) -> None:  # noqa
     )
     assert nobody.returncode == 0, nobody.stderr
     assert nobody.stdout.startswith("no data held about this subject; certificate reports/erasure/")
+
+
+def test_erasure_under_a_retraining_policy_retrains_on_the_successor(served: Served) -> None:  # noqa: F811
+    """With a retraining policy, the erasure records a request that a trainer's scheduler (or
+    `aidlc monitor retrain --pending`) carries out: the new candidate is trained on the
+    successor version, which no longer holds the subject, and still needs an approval."""
+    from aidlc.data import versions
+    from aidlc.govern.erasure import erase_subject
+    from aidlc.monitor import retrain
+    from aidlc.registry import versions as registry
+    from aidlc.train import tracking
+
+    with served.open("approver") as ws:
+        retrain.set_policy(ws, "bc", "approval")
+    with served.open("steward") as ws:
+        outcome = erase_subject(ws, SUBJECT, reason="Art. 17 request #13")
+    [request_id] = outcome.certificate["retrain_requests"]
+    with served.open("trainer") as ws:
+        [done] = retrain.run_pending(ws)
+        candidate = registry.resolve(ws, f"bc@{done.candidate_version}")
+        run = tracking.get_run(ws, candidate.run_id)
+        data = versions.read_version(ws, "breast-cancer@2")
+    assert (done.id, done.status) == (request_id, "registered")
+    assert candidate.statement["lineage"]["datasets"] == ["breast-cancer@2"]
+    assert "breast-cancer@latest" in run.config
+    assert SUBJECT not in data.get_column("patient_id").to_list()
+    assert candidate.tags.get("needs-retrain") is None
+    assert "production" not in candidate.aliases and "staging" not in candidate.aliases

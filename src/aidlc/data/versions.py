@@ -112,7 +112,9 @@ def dataset_record(session: Session, name: str) -> DatasetRecord | None:
     ).scalar_one_or_none()
 
 
-def _resolve(session: Session, name: str, version: int | None) -> DatasetVersionRecord:
+def resolve_record(session: Session, name: str, version: int | None) -> DatasetVersionRecord:
+    """The row of `name`@`version` (None: the newest version whose data still exists), read in
+    the caller's session; for services that walk metadata without a principal's check again."""
     ds = dataset_record(session, name)
     if ds is None:
         raise NotFound(f"no dataset named {name!r}")
@@ -157,7 +159,7 @@ def resolve(ws: Workspace, ref: str) -> DatasetVersion:
     name, version = parse_ref(ref)
     ws.authorize("object.read:validated", f"dataset:{ref[:100]}")
     with ws.db.reading() as session:
-        return _version(_resolve(session, name, version), name)
+        return _version(resolve_record(session, name, version), name)
 
 
 def list_versions(ws: Workspace, name: str) -> list[DatasetVersion]:

@@ -394,7 +394,7 @@ def _change_management(ev: _Evidence) -> Outcome:
         approved = [a for a in approvals[rec.id] if a.decision == "approved"]
         independent = [a for a in approved if a.created_by not in authors]
         try:
-            versions._verified_statement(rec, name, key)
+            versions.verified_statement(rec, name, key)
             if full:
                 versions.verify(ws, ref)
             signature = "verified" if full else "statement verified"

@@ -202,9 +202,9 @@ class _Builder:
             root = self.dataset_up(name, drec)
             self.dataset_down(name, drec)
         elif ref.kind == "run":
-            from aidlc.train.tracking import _run_record
+            from aidlc.train.tracking import run_record
 
-            run = _run_record(self.session, ref.key)
+            run = run_record(self.session, ref.key)
             root = self.run_up(run)
             self.run_down(run)
         elif ref.kind == "prediction":
@@ -229,7 +229,7 @@ class _Builder:
         if self._key is None:
             self._key = versions.public_key(self.ws)
         try:
-            return versions._verified_statement(rec, name, self._key), True
+            return versions.verified_statement(rec, name, self._key), True
         except AidlcError as exc:
             self.graph.problems.append(f"{exc.message}: its lineage is not trustworthy")
             try:
@@ -420,9 +420,9 @@ class _Builder:
     # -- datasets and raw files -----------------------------------------------------------------
 
     def _dataset(self, name: str, version: int | None) -> tuple[str, DatasetVersionRecord]:
-        from aidlc.data.versions import _resolve
+        from aidlc.data.versions import resolve_record
 
-        return name, _resolve(self.session, name, version)
+        return name, resolve_record(self.session, name, version)
 
     def _dataset_node(self, name: str, rec: DatasetVersionRecord) -> str:
         node_id = f"dataset:{name}@{rec.version}"

@@ -156,7 +156,7 @@ def _sign_statement(key: ec.EllipticCurvePrivateKey, statement: Mapping[str, Any
     return key.sign(b"aidlc-model-version-v1\n" + _canonical(statement), ec.ECDSA(hashes.SHA256()))
 
 
-def _verified_statement(
+def verified_statement(
     rec: ModelVersionRecord, name: str, key: ec.EllipticCurvePublicKey
 ) -> dict[str, Any]:
     """The row's statement after checking its signature and that the row agrees with it."""
@@ -722,7 +722,7 @@ def _materialize(
     """Decrypt a version's files into `into` and check everything; nothing is deserialized."""
     key = public_key(ws)
     label = f"{name}@{rec.version}"
-    statement = _verified_statement(rec, name, key)
+    statement = verified_statement(rec, name, key)
     refs: dict[str, str] = statement["objects"]
     documents = {doc: _document(ws, statement, label, doc) for doc in statement["documents"]}
     model_dir = into / "model"
@@ -818,7 +818,7 @@ def read_document(ws: Workspace, ref: str, document: str) -> bytes:
     if document not in DOCUMENTS:
         raise UsageError(f"unknown document {document[:40]!r}; one of {', '.join(DOCUMENTS)}")
     name, rec = _locate(ws, ref, "model.read" if document in DESCRIPTIVE else "object.read:models")
-    statement = _verified_statement(rec, name, public_key(ws))
+    statement = verified_statement(rec, name, public_key(ws))
     return _document(ws, statement, f"{name}@{rec.version}", document)
 
 

@@ -176,7 +176,9 @@ def _check_key(key: str, what: str) -> str:
     return key
 
 
-def _run_record(session: Session, run_id: str) -> RunRecord:
+def run_record(session: Session, run_id: str) -> RunRecord:
+    """The run with id `run_id` (or a unique prefix of at least six hex digits), read in the
+    caller's session."""
     if not re.fullmatch(r"[0-9a-f]{6,32}", run_id or ""):
         raise UsageError(f"{run_id[:40]!r} is not a run id (6 to 32 hex digits)")
     rec = session.get(RunRecord, run_id)
@@ -239,7 +241,7 @@ def create_run(
 
 def _owned_running(ws: Workspace, session: Session, run_id: str, action: str) -> RunRecord:
     principal = ws.authorize("train.run", f"run:{run_id}")
-    rec = _run_record(session, run_id)
+    rec = run_record(session, run_id)
     if rec.created_by != principal.name:
         raise Conflict(f"run {rec.id} belongs to {rec.created_by}; only its trainer may {action}")
     return rec
@@ -347,7 +349,7 @@ def set_model_version(ws: Workspace, run_id: str, ref: str) -> None:
     """Link the run to the model version registered from it."""
     ws.authorize("model.register", f"run:{run_id[:40]}")
     with ws.transaction() as session:
-        rec = _run_record(session, run_id)
+        rec = run_record(session, run_id)
         rec.model_version = ref
         ws.record(session, "run.model", f"run:{rec.id}", {"model_version": ref})
 
@@ -355,7 +357,7 @@ def set_model_version(ws: Workspace, run_id: str, ref: str) -> None:
 def save_checkpoint(ws: Workspace, run_id: str, data: bytes) -> str:
     """Store a checkpoint (encrypted, in the `models` zone) and point the run at it."""
     with ws.db.reading() as session:
-        rec = _run_record(session, run_id)
+        rec = run_record(session, run_id)
     info = objects.put_bytes(
         ws, _CHECKPOINT_ZONE, f"runs/{rec.id}/checkpoint", data, details={"run": rec.id}
     )
@@ -369,7 +371,7 @@ def save_checkpoint(ws: Workspace, run_id: str, data: bytes) -> str:
 def load_checkpoint(ws: Workspace, run_id: str) -> bytes | None:
     """The run's latest checkpoint, or None when it never checkpointed."""
     with ws.db.reading() as session:
-        rec = _run_record(session, run_id)
+        rec = run_record(session, run_id)
     if rec.checkpoint_object is None:
         return None
     return objects.get_ref(ws, rec.checkpoint_object)
@@ -414,7 +416,7 @@ def _latest_metrics(session: Session, run_ids: Sequence[str]) -> dict[str, dict[
 def get_run(ws: Workspace, run_id: str) -> RunInfo:
     ws.authorize("run.read", f"run:{run_id[:40]}")
     with ws.db.reading() as session:
-        rec = _run_record(session, run_id)
+        rec = run_record(session, run_id)
         return _info(rec, _latest_metrics(session, [rec.id])[rec.id])
 
 
@@ -422,7 +424,7 @@ def metric_history(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
     """Every logged value of every metric of a run, in logging order."""
     ws.authorize("run.read", f"run:{run_id[:40]}")
     with ws.db.reading() as session:
-        rec = _run_record(session, run_id)
+        rec = run_record(session, run_id)
         rows = session.execute(
             select(RunMetricRecord)
             .where(RunMetricRecord.run_id == rec.id)
