@@ -76,3 +76,33 @@ def test_any_yaml_value_is_accepted_or_refused_with_config_error(value):
         assert str(exc)
     else:
         assert parse_config(config.model_dump()) == config
+
+
+def test_metadata_url_from_secrets_manager_is_configured_by_secret_id_and_region():
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:aidlc/prod/database-AbCdEf"
+    config = parse_config({"metadata": {"url_secret": arn, "region": "eu-west-1"}})
+    assert config.metadata.url_secret == arn
+    assert config.metadata.region == "eu-west-1" and config.metadata.endpoint_url is None
+    assert config.metadata.url_env is None
+
+
+def test_metadata_url_env_and_url_secret_are_mutually_exclusive():
+    raw = {"metadata": {"url_env": "DB_URL", "url_secret": "aidlc/prod/database"}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert "metadata.url_env and metadata.url_secret are both set" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("secret_id", "message"),
+    [
+        ("", "at least 1 character"),
+        ("a b", "should match pattern"),
+        ("postgresql+psycopg://u:hunter2@db/aidlc", "is a URL; name the AWS Secrets Manager"),
+    ],
+)
+def test_metadata_url_secret_must_be_a_secret_id_not_a_url(secret_id, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config({"metadata": {"url_secret": secret_id}})
+    assert "metadata.url_secret: " in str(info.value) and message in str(info.value)
+    assert "hunter2" not in str(info.value)

@@ -1,7 +1,7 @@
 """`aidlc.yaml`: the workspace configuration, validated by pydantic.
 
 The file chooses backends and policies; it never holds a secret. Secrets (a database password,
-a passphrase) come from the environment, named here by variable.
+a passphrase) come from the environment or AWS Secrets Manager, named here.
 """
 
 from __future__ import annotations
@@ -65,10 +65,39 @@ class StoreConfig(_Section):
 
 
 class MetadataConfig(_Section):
-    """The SQLAlchemy database holding metadata and the audit log."""
+    """The SQLAlchemy database holding metadata and the audit log.
+
+    Its URL is `url`, or read at start from the environment variable `url_env` names, or from
+    the AWS Secrets Manager secret `url_secret` names (in `region`, through `endpoint_url`).
+    """
 
     url: str = f"sqlite:///{STATE_DIR}/aidlc.db"
     url_env: str | None = None
+    # A secret name or ARN; its SecretString is the URL or RDS-style JSON credentials.
+    url_secret: str | None = Field(
+        default=None, min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9/_+=.@:-]+$"
+    )
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    @field_validator("url_secret")
+    @classmethod
+    def _a_name_not_a_url(cls, value: str | None) -> str | None:
+        # A URL here would put its password in this file and in error messages.
+        if value is not None and "://" in value:
+            raise ValueError(
+                "is a URL; name the AWS Secrets Manager secret (its name or ARN) that holds it"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MetadataConfig:
+        if self.url_env and self.url_secret:
+            raise ValueError(
+                "metadata.url_env and metadata.url_secret are both set; keep the one that "
+                "holds the database URL"
+            )
+        return self
 
     @field_validator("url")
     @classmethod
@@ -474,7 +503,8 @@ store:
 
 metadata:
   # SQLite by default; for PostgreSQL leave `url` as is and name an environment variable
-  # that holds the URL (with its password) in `url_env`.
+  # that holds the URL (with its password) in `url_env`, or, on AWS, an AWS Secrets Manager
+  # secret (name or ARN) in `url_secret`, with `region` (docs/aws.md).
   url: sqlite:///.aidlc/aidlc.db
 
 auth:

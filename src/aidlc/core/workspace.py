@@ -199,6 +199,10 @@ class Workspace:
                 raise ConfigError(
                     f"metadata.url_env names {meta.url_env}, which is not set in the environment"
                 )
+        elif meta.url_secret:
+            from aidlc.aws.secrets import database_url
+
+            url = database_url(meta.url_secret, region=meta.region, endpoint_url=meta.endpoint_url)
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             relative = url.removeprefix("sqlite:///")
             url = f"sqlite:///{self.root / relative}"

@@ -475,7 +475,13 @@ def restore(
     if config.store.backend != "local":
         raise UsageError("this backup's workspace keeps objects in S3; restore needs a local store")
     url = config.metadata.url
-    if config.metadata.url_env or not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+    meta = config.metadata
+    if (
+        meta.url_env
+        or meta.url_secret
+        or not url.startswith("sqlite:///")
+        or url.startswith("sqlite:////")
+    ):
         raise UsageError(
             "restore rebuilds a SQLite database at a relative path; this backup's "
             "aidlc.yaml names another database"

@@ -812,6 +812,13 @@ def _metadata(ws: Workspace, ring: _KeyRing) -> Check:
                 "pass",
                 f"{scheme}: the URL comes from ${meta.url_env}; aidlc.yaml holds no password",
             )
+        if meta.url_secret:
+            return _result(
+                me,
+                "pass",
+                f"{scheme}: the URL comes from the AWS Secrets Manager secret "
+                f"{meta.url_secret}; aidlc.yaml holds no password",
+            )
         return _result(
             me,
             "pass",

@@ -459,6 +459,11 @@ def _storage(e: Evidence, a: Assessment) -> None:
             )
     if e.config.metadata.url_env:
         a.ok(f"database URL and password from ${e.config.metadata.url_env}, not aidlc.yaml")
+    elif e.config.metadata.url_secret:
+        a.ok(
+            "database URL and password from AWS Secrets Manager "
+            f"({e.config.metadata.url_secret}), not aidlc.yaml"
+        )
     a.ok("the database holds only wrapped data keys and token hashes")
 
 
@@ -610,7 +615,12 @@ def _components(e: Evidence) -> list[dict[str, str]]:
         {
             "name": "metadata database",
             "detail": e.database
-            + (f" (URL from ${cfg.metadata.url_env})" if cfg.metadata.url_env else ""),
+            + (f" (URL from ${cfg.metadata.url_env})" if cfg.metadata.url_env else "")
+            + (
+                f" (URL from Secrets Manager {cfg.metadata.url_secret})"
+                if cfg.metadata.url_secret
+                else ""
+            ),
         },
         {
             "name": "principals",
