@@ -52,7 +52,7 @@ def _events(sqs, queue, want: int):
 
 
 def test_uploaded_files_are_validated_and_moved_aside(
-    local_env, inbox, s3_bucket, moto_endpoint, monkeypatch
+    local_env, inbox, s3_bucket, moto_endpoint, aws_client, kms_key, monkeypatch
 ):
     from aidlc.aws.handlers import validate_on_upload
 
@@ -66,7 +66,11 @@ def test_uploaded_files_are_validated_and_moved_aside(
     assert all(e["Records"][0]["eventName"].startswith("ObjectCreated") for e in events)
     for key, value in {
         "AIDLC_WORKSPACE": str(local_env.root),
-        "AIDLC_TOKEN": local_env.tokens["steward"],
+        # As the Terraform module deploys it: the token is read from Secrets Manager.
+        "AIDLC_TOKEN_SECRET": aws_client("secretsmanager").create_secret(
+            Name=f"tokens/data-steward-{s3_bucket}", SecretString=local_env.tokens["steward"]
+        )["ARN"],
+        "AIDLC_INBOX_KMS_KEY_ID": kms_key,
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -81,6 +85,12 @@ def test_uploaded_files_are_validated_and_moved_aside(
     assert outcomes["inbox/customers/bad.csv"]["outcome"] == "rejected"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     assert keys == {"processed/inbox/customers/good file.csv", "rejected/inbox/customers/bad.csv"}
+    for key in keys:  # the copies carry the SSE-KMS headers the inbox bucket's policy demands
+        head = s3.head_object(Bucket=s3_bucket, Key=key)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"].rsplit("/", 1)[-1]) == (
+            "aws:kms",
+            kms_key.rsplit("/", 1)[-1],
+        )
     assert versions.resolve(steward, "customers@latest").source_name == "good file.csv"
 
 
@@ -90,3 +100,36 @@ def test_a_malformed_event_is_refused_with_a_clear_error():
 
     with pytest.raises(InvalidInput, match="Records"):
         validate_on_upload({"hello": "world"})
+
+
+def test_the_token_secret_must_hold_a_token(aws_client, moto_endpoint, monkeypatch):
+    from aidlc.aws.secrets import token_from_secret
+    from aidlc.errors import ConfigError
+
+    sm = aws_client("secretsmanager")
+    good = sm.create_secret(Name="tokens/good", SecretString="aidlc_abc123\n")["ARN"]
+    bad = sm.create_secret(Name="tokens/bad", SecretString="postgresql://u:hunter2@db/x")["ARN"]
+    assert token_from_secret(good, region="us-east-1", client=sm) == "aidlc_abc123"
+    with pytest.raises(ConfigError, match="does not hold an aidlc token") as info:
+        token_from_secret(bad, region="us-east-1", client=sm)
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"has no secret tokens/missing \(ResourceNotFound"):
+        token_from_secret("tokens/missing", region="us-east-1", client=sm)
+
+
+def test_a_missing_workspace_setting_is_a_config_error(monkeypatch):
+    from aidlc.aws.handlers import validate_on_upload
+    from aidlc.errors import ConfigError
+
+    monkeypatch.delenv("AIDLC_WORKSPACE", raising=False)
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "b"}, "object": {"key": "inbox/d/f.csv"}},
+            }
+        ]
+    }
+    with pytest.raises(ConfigError, match="AIDLC_WORKSPACE is not set"):
+        validate_on_upload(event)

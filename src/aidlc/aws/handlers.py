@@ -5,8 +5,11 @@ offers each new object to the data gate, then moves it under `processed/` or `re
 the same bucket. Environment:
 
 - `AIDLC_WORKSPACE`: folder holding the `aidlc.yaml` for the AWS backends (shipped in the image);
-- `AIDLC_TOKEN`: the data-steward service token (from Secrets Manager in the Terraform module);
+- `AIDLC_TOKEN_SECRET`: the Secrets Manager secret (name or ARN) holding the data-steward token,
+  read on each invocation (the Terraform module sets it); or `AIDLC_TOKEN` holding the token;
 - `AIDLC_DATASET`: the dataset, unless objects are keyed `inbox/<dataset>/<file>`;
+- `AIDLC_INBOX_KMS_KEY_ID`: the KMS key the moved copies are encrypted under (SSE-KMS), as the
+  inbox bucket's policy demands of every upload;
 - the standard AWS variables (`AWS_REGION`, and `AWS_ENDPOINT_URL` for an emulator).
 """
 
@@ -17,7 +20,7 @@ import posixpath
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aidlc.errors import AidlcError, InvalidInput
+from aidlc.errors import AidlcError, ConfigError, InvalidInput
 
 MAX_OBJECT_BYTES = 4 << 30
 
@@ -57,6 +60,15 @@ def _dataset_for(key: str) -> str:
     return dataset
 
 
+def _token() -> str | None:
+    secret = os.environ.get("AIDLC_TOKEN_SECRET")
+    if secret:
+        from aidlc.aws.secrets import token_from_secret
+
+        return token_from_secret(secret)
+    return os.environ.get("AIDLC_TOKEN")
+
+
 def validate_on_upload(event: Any, context: Any = None) -> dict[str, Any]:
     """Process every `ObjectCreated` record; returns one result per object (never raises for a
     bad file: the outcome says what happened, and the object is moved aside)."""
@@ -68,8 +80,13 @@ def validate_on_upload(event: Any, context: Any = None) -> dict[str, Any]:
 
     new_request_id()
     records = _records(event)
-    ws = Workspace.open(os.environ["AIDLC_WORKSPACE"], token=os.environ.get("AIDLC_TOKEN"))
+    root = os.environ.get("AIDLC_WORKSPACE")
+    if not root:
+        raise ConfigError("AIDLC_WORKSPACE is not set: it names the folder holding aidlc.yaml")
+    ws = Workspace.open(root, token=_token())
     s3 = boto3.client("s3")
+    kms_key = os.environ.get("AIDLC_INBOX_KMS_KEY_ID")
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
     results = []
     try:
         for rec in records:
@@ -92,7 +109,9 @@ def validate_on_upload(event: Any, context: Any = None) -> dict[str, Any]:
                 outcome, detail = "unusable", exc.message
             folder = "processed" if outcome in ("accepted", "partial") else "rejected"
             target = f"{folder}/{key}"
-            s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key})
+            s3.copy_object(
+                Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key}, **sse
+            )
             s3.delete_object(Bucket=bucket, Key=key)
             results.append({"key": key, "outcome": outcome, "detail": detail, "moved_to": target})
     finally:

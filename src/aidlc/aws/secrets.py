@@ -105,7 +105,7 @@ def _url_from_credentials(text: str, secret_id: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _fetch(secret_id: str, client: Any) -> str:
+def _fetch(secret_id: str, client: Any, *, holds: str = "the database URL") -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -115,8 +115,7 @@ def _fetch(secret_id: str, client: Any) -> str:
         if code == "ResourceNotFoundException":
             raise ConfigError(
                 f"AWS Secrets Manager has no secret {secret_id} (ResourceNotFoundException)",
-                hint="create it with the database URL, or fix metadata.url_secret and "
-                "metadata.region in aidlc.yaml",
+                hint=f"create it with {holds}, or fix the secret id and region that name it",
             ) from None
         raise ConfigError(
             f"cannot read secret {secret_id} from AWS Secrets Manager ({code})",
@@ -132,7 +131,7 @@ def _fetch(secret_id: str, client: Any) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(
             f"secret {secret_id} has no SecretString",
-            hint="store the database URL or JSON credentials as text, not binary",
+            hint=f"store {holds} as text, not binary",
         )
     return text
 
@@ -158,6 +157,26 @@ def database_url(
         url = url_from_secret(text, secret_id=secret_id)
         _cache[key] = url
         return url
+
+
+def token_from_secret(
+    secret_id: str,
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    client: Any = None,
+) -> str:
+    """The aidlc token held by the secret `secret_id`, for services (the validation Lambda)
+    that must not receive it through their environment or Terraform state. Not cached: a
+    re-issued token is picked up on the next call."""
+    text = _fetch(secret_id, client or secrets_client(region, endpoint_url), holds="an aidlc token")
+    token = text.strip()
+    if not token.startswith("aidlc_") or any(c.isspace() for c in token) or len(token) > 200:
+        raise ConfigError(
+            f"secret {secret_id} does not hold an aidlc token",
+            hint="put the token `aidlc user add` or `aidlc token create` printed, and nothing else",
+        )
+    return token
 
 
 def forget_cached_urls() -> None:
