@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite needs, only when they are missing:
-# PostgreSQL (metadata tests) and Redis (shared rate limits across server workers).
+# PostgreSQL (metadata tests), Redis (shared rate limits across server workers) and Chromium
+# (the web console's end-to-end tests, driven by Playwright through its executable path).
 set -euo pipefail
 
 need=()
@@ -8,6 +9,7 @@ have() { command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bi
 
 have initdb && have pg_ctl && have postgres || need+=(postgresql)
 have redis-server || need+=(redis-server)
+have chromium || need+=(chromium)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

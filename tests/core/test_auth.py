@@ -232,3 +232,22 @@ def test_last_used_time_is_recorded(env):
     admin = env.open("admin")
     monitor = next(p for p in principals.list_all(admin) if p.name == "monitor")
     assert monitor.last_used_at is not None
+
+
+def test_acting_as_shares_the_workspace_and_checks_the_other_principal(tmp_path):
+    from aidlc.core import principals
+    from aidlc.core.workspace import Workspace
+    from aidlc.errors import PermissionDenied
+
+    ws, _ = Workspace.init(tmp_path / "ws")
+    _, auditor_token = principals.add(ws, "aud", roles=["auditor"])
+    auditor = ws.identify(auditor_token)
+    twin = ws.acting_as(auditor)
+    assert (twin.db is ws.db, twin.principal.name, ws.principal.name) == (True, "aud", "admin")
+    with pytest.raises(PermissionDenied):
+        twin.authorize("principal.manage", "principal:x")
+    twin.close()  # the copy does not dispose the shared database
+    assert ws.audit.verify().ok is True
+    denied = [e for e in ws.audit.events() if e.outcome == "denied"]
+    assert [(e.actor, e.action) for e in denied] == [("aud", "principal.manage")]
+    ws.close()

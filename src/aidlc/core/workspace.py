@@ -6,6 +6,7 @@ users share. Every service function takes a workspace and starts with `ws.author
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import uuid
@@ -69,6 +70,7 @@ class Workspace:
         self.config = config
         self._passphrase = passphrase
         self.principal: auth.Principal | None = None
+        self._borrowed = False  # a copy made by acting_as: the database belongs to the original
         self.db = Database(self._database_url())
         self.audit = AuditLog(
             self.db, private_key=self._audit_private_key, public_key=self.audit_public_key
@@ -180,7 +182,17 @@ class Workspace:
         return ws
 
     def close(self) -> None:
-        self.db.dispose()
+        if not self._borrowed:
+            self.db.dispose()
+
+    def acting_as(self, principal: auth.Principal) -> Workspace:
+        """This workspace, sharing its database, keys and store, acting as `principal`: a
+        server (the web console) acts for a caller it has authenticated itself. Closing the
+        copy leaves the original open; the copy must not outlive it."""
+        twin = copy.copy(self)
+        twin.principal = principal
+        twin._borrowed = True
+        return twin
 
     def __enter__(self) -> Workspace:
         return self

@@ -533,3 +533,18 @@ class ErasureRecord(Base):
     summary: Mapped[str] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConsoleSessionRecord(Base):
+    """A web console sign-in: the cookie holds a random id, this row only its SHA-256. The
+    session acts with the token it was opened with, so revoking or expiring that token (or
+    disabling its principal) ends the session too."""
+
+    __tablename__ = "console_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), index=True)
+    token_id: Mapped[str] = mapped_column(String(32), ForeignKey("tokens.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
