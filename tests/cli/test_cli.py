@@ -53,6 +53,39 @@ def test_init_writes_config_key_ring_and_database(ws):
     assert again.returncode == 6 and "already holds a workspace" in again.stderr
 
 
+def test_init_from_a_prepared_config_keeps_its_sections(tmp_path):
+    """`aidlc init --config` takes a prepared aidlc.yaml (Terraform's aidlc_yaml output) and
+    refuses a bad one before anything is written."""
+    prepared = tmp_path / "prepared.yaml"
+    prepared.write_text(
+        "version: 1\nworkspace: from-terraform\nkeys:\n  rotation_days: 90\n"
+        "store:\n  segment_size: 65536\n"
+    )
+    proc = run("init", str(tmp_path / "w"), "--config", str(prepared), "--json")
+    assert proc.returncode == 0, proc.stderr
+    from aidlc.core.config import load_config
+
+    config = load_config(tmp_path / "w" / "aidlc.yaml")
+    assert (config.workspace, config.keys.rotation_days, config.store.segment_size) == (
+        "from-terraform",
+        90,
+        65536,
+    )
+    assert config.keys.provider == "file"  # the sections it does not name keep the defaults
+    named = run("init", str(tmp_path / "n"), "--config", str(prepared), "--name", "mine")
+    assert named.returncode == 0, named.stderr
+    assert load_config(tmp_path / "n" / "aidlc.yaml").workspace == "mine"
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("keys:\n  provider: kms\n")
+    proc = run("init", str(tmp_path / "b"), "--config", str(bad))
+    assert proc.returncode == 2
+    assert "keys.provider is 'kms' but keys.kms_key_id is not set" in proc.stderr
+    assert not (tmp_path / "b").exists()
+    missing = run("init", str(tmp_path / "m"), "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr
+
+
 def test_users_tokens_and_roles_from_the_cli(ws):
     root, admin = ws
     proc = run(

@@ -23,6 +23,7 @@ from aidlc.cli import (
     data,
     doctor,
     erase,
+    health,
     init,
     keys,
     lineage,
@@ -92,6 +93,7 @@ app.add_typer(retention.app, name="retention")
 app.command("erase")(erase.erase)
 app.command("threat-model")(threats.threat_model)
 app.command("doctor")(doctor.doctor)
+app.command("health")(health.health)
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
 
