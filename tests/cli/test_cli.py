@@ -299,6 +299,13 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
     assert "back to the raw file raw file breast_cancer.csv" in said
     assert re.search(r"`aidlc doctor`: \d+ pass, \d+ warn, 0 fail", said)
     assert re.search(r"`aidlc threat-model`: 12 threats", said)
+    assert "CI/CD for your project, images, AWS" in said
+    assert (
+        "wrote .github/workflows/aidlc-ci.yml: jobs tests, security, data, train, compliance"
+        in said
+    )
+    assert "(promote waits for the protected production environment)" in said
+    assert (tmp_path / "qs" / "project" / ".github" / "workflows" / "aidlc-cd.yml").is_file()
     logged = re.search(r"server stopped cleanly: (\d+) predictions and 3 labels", said)
     assert logged and int(logged.group(1)) > 30
     assert 'aidlc_predictions_total{label="malignant",model="breast-cancer"' in said

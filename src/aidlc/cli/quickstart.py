@@ -569,6 +569,35 @@ def _governance(out: Any, ws_root: Path, tokens: dict[str, str]) -> None:
     auditor.close()
 
 
+def _shipping(out: Any, root: Path) -> None:
+    """What takes a project from this laptop to AWS: CI/CD workflows for it, and where the
+    images and the Terraform module are."""
+    import yaml
+
+    from aidlc.cicd import github
+
+    out.rule("[bold]Deployment[/] — CI/CD for your project, images, AWS")
+    project = root / "project"
+    written = github.write_workflows(project)
+    for path in written:
+        doc = yaml.safe_load(path.read_text())
+        gated = [n for n, job in doc["jobs"].items() if job.get("environment") == "production"]
+        out.print(
+            f"`aidlc init --ci github` wrote {path.relative_to(project)}: jobs "
+            + ", ".join(doc["jobs"])
+            + (
+                f" ({', '.join(gated)} waits for the protected production environment)"
+                if gated
+                else ""
+            )
+        )
+    out.print(
+        "  images: deploy/docker/Dockerfile.api (non-root, read-only root, `aidlc health` check) "
+        "and Dockerfile.lambda; AWS: deploy/terraform (Checkov-clean), whose aidlc_yaml output "
+        "feeds `aidlc init --config` (docs/terraform.md)"
+    )
+
+
 def quickstart(
     directory: Annotated[
         Path | None,
@@ -675,6 +704,7 @@ def quickstart(
         )
         auditor.close()
         _governance(out, ws_root, tokens)
+        _shipping(out, root)
 
         if keep:
             path = root / "quickstart-tokens.json"
