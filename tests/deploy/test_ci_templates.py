@@ -258,7 +258,10 @@ def test_a_link_in_place_of_a_workflow_is_replaced_not_followed(
     [
         (["--ci", "gitlab"], "--ci takes one of: github (not 'gitlab')"),
         (["--force"], "--force only applies with --ci"),
-        (["--ci", "github", "--admin", "root"], "--name, --admin and --config describe a workspace"),
+        (
+            ["--ci", "github", "--admin", "root"],
+            "--name, --admin and --config describe a workspace",
+        ),
     ],
 )
 def test_init_refuses_options_that_do_not_fit(

@@ -66,6 +66,12 @@ _DOCS_CSP = (
     b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     b"img-src 'self' data:; frame-ancestors 'none'",
 )
+# The web console: its own stylesheet, no inline script or style, forms posting only here.
+_CONSOLE_CSP = (
+    b"content-security-policy",
+    b"default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+)
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 
@@ -576,7 +582,12 @@ class Observe:
         set_request_id(request_id)
         path: str = scope["path"]
         headers = list(_SECURITY_HEADERS)
-        headers.append(_DOCS_CSP if path.startswith("/docs") else _API_CSP)
+        if path.startswith("/docs"):
+            headers.append(_DOCS_CSP)
+        elif path == "/console" or path.startswith("/console/"):
+            headers.append(_CONSOLE_CSP)
+        else:
+            headers.append(_API_CSP)
         if self.server.tls:
             headers.append(_HSTS)
         headers.append((b"x-request-id", request_id.encode()))
@@ -1033,6 +1044,9 @@ def create_app(server: Server) -> FastAPI:
             swagger_favicon_url="/docs/static/favicon-32x32.png",
         )
 
+    from aidlc.console.app import mount as mount_console
+
+    mount_console(app, server)
     _mount_docs(app)
     _security_scheme(app)
     app.add_middleware(Observe, server=server)
