@@ -62,7 +62,8 @@ lock-tools:
 
 ## after reviewing new findings: refresh .secrets.baseline, keeping the audit marks already made
 secrets-baseline: $(TOOLS)/.installed
-	git ls-files -z | xargs -0 $(TOOLS)/bin/detect-secrets scan --baseline .secrets.baseline
+	git ls-files -z | grep -zv '^\.secrets\.baseline$$' \
+		| xargs -0 $(TOOLS)/bin/detect-secrets scan --baseline .secrets.baseline
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
