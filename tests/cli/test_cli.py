@@ -299,6 +299,14 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
     assert "back to the raw file raw file breast_cancer.csv" in said
     assert re.search(r"`aidlc doctor`: \d+ pass, \d+ warn, 0 fail", said)
     assert re.search(r"`aidlc threat-model`: 12 threats", said)
+    assert "the web console at /console" in said
+    assert "without a session → 303 to /console/login?next=%2Fconsole%2Fmonitoring" in said
+    assert "session cookie HttpOnly, SameSite=Strict, Path=/console" in said
+    assert (
+        "pages shown for the auditor role: Overview, Models, Deployments, Monitoring, Audit" in said
+    )
+    assert "Drift score per feature over time for breast-cancer" in said
+    assert "audit page: chain intact" in said
     assert "CI/CD for your project, images, AWS" in said
     assert (
         "wrote .github/workflows/aidlc-ci.yml: jobs tests, security, data, train, compliance"

@@ -569,6 +569,56 @@ def _governance(out: Any, ws_root: Path, tokens: dict[str, str]) -> None:
     auditor.close()
 
 
+def _console(out: Any, ws_root: Path, tokens: dict[str, str]) -> None:
+    """The web console as the auditor meets it: redirected to sign in, a session, the pages
+    the role allows, the drift chart and the audit chain's status."""
+    import re
+
+    import httpx
+
+    from aidlc.core.workspace import Workspace
+    from aidlc.serve.app import Server
+
+    out.rule("[bold]Console[/] — the web console at /console")
+    api = Workspace.open(ws_root, token=tokens["api"])
+    server = Server(api, api.config.serve)
+    http, thread, url = _serve_thread(server)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            first = client.get("/console/monitoring")
+            signed = client.post(
+                "/console/login",
+                data={"token": tokens["auditor"], "next": "/console/monitoring"},
+            )
+            page = client.get("/console/monitoring?model=breast-cancer").text
+            audit = client.get("/console/audit").text
+            cookie = signed.headers.get("set-cookie", "")
+    finally:
+        http.should_exit = True
+        thread.join(timeout=60)
+        api.close()
+    nav = re.findall(r"<nav[^>]*>(.*?)</nav>", page, re.S)
+    pages = re.findall(r">([A-Z][a-z]+)</a>", nav[0]) if nav else []
+    chart = re.search(r'aria-label="(Drift score per feature over time[^"]*)"', page)
+    verdict = re.search(r"Chain verification: <span[^>]*>(\w+)</span>", audit)
+    intact = verdict is not None and verdict.group(1) == "ok"
+    out.print(
+        f"GET {url}/console/monitoring without a session → {first.status_code} to "
+        f"{first.headers.get('location', '?')}"
+    )
+    flags = [
+        f for f in ("HttpOnly", "SameSite=Strict", "Path=/console") if f.lower() in cookie.lower()
+    ]
+    out.print(
+        f"auditor signs in with a token → {signed.status_code}, session cookie {', '.join(flags)}; "
+        f"pages shown for the auditor role: {', '.join(pages)}"
+    )
+    out.print(
+        f"  monitoring page: {chart.group(1) if chart else 'no drift chart'} (inline SVG, no "
+        f"script); audit page: chain {'intact' if intact else 'NOT verified'}"
+    )
+
+
 def _shipping(out: Any, root: Path) -> None:
     """What takes a project from this laptop to AWS: CI/CD workflows for it, and where the
     images and the Terraform module are."""
@@ -704,6 +754,7 @@ def quickstart(
         )
         auditor.close()
         _governance(out, ws_root, tokens)
+        _console(out, ws_root, tokens)
         _shipping(out, root)
 
         if keep:
