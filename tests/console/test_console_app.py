@@ -256,6 +256,9 @@ def test_only_approvers_see_the_decision_forms(console: Any, console_env: Served
     page2 = client2.get("/console/models/bc?version=4")
     assert 'action="/console/models/bc/approve"' in page2.text
     assert 'action="/console/models/bc/reject"' in page2.text
+    # The card's gate row ("roc_auc >= 0.5") is escaped once, not shown as "&gt;".
+    card = page2.text.split('id="card"', 1)[1]
+    assert "&gt;= 0.5" in card and "&amp;gt;" not in card
 
 
 # -- approving ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ history, the model card and signature status, with approve and reject forms for 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -215,7 +216,11 @@ def _version(ws: Workspace, v: ModelVersion, query: Mapping[str, str]) -> Html:
         )
     parts += [
         h("h3", {"id": "card"}, "Model card"),
-        h("pre", None, card) if card else h("p", {"class": "empty"}, "The card cannot be shown."),
+        # The card is Markdown with HTML entities escaped for Markdown renderers; shown as
+        # text, those entities are decoded first and the text escaped once, here.
+        h("pre", None, html.unescape(card))
+        if card
+        else h("p", {"class": "empty"}, "The card cannot be shown."),
     ]
     return h("section", {"aria-labelledby": "version"}, *parts)
 
