@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from aidlc.core import auth
 from aidlc.core.meta import ConsoleSessionRecord, PrincipalRecord, TokenRecord
+from aidlc.core.workspace import credential_problem
 from aidlc.errors import AuthenticationFailed
 
 if TYPE_CHECKING:
@@ -104,15 +105,9 @@ def resume(ws: Workspace, session_id: str) -> Signed:
             problem = "the session reached its 8-hour limit"
         elif now - rec.last_seen_at > IDLE:
             problem = "the session was idle for more than 30 minutes"
-        elif token is None or owner is None or token.principal_id != owner.id:
-            problem = "its token no longer exists"
-        elif token.revoked_at is not None:
-            problem = f"token {token.id} was revoked"
-        elif token.expires_at is not None and token.expires_at <= now:
-            problem = f"token {token.id} expired"
-        elif owner.disabled:
-            problem = f"principal {owner.name} is disabled"
         else:
+            problem = credential_problem(token, owner, now)
+        if problem is None and token is not None and owner is not None:
             principal = auth.Principal(
                 id=owner.id,
                 name=owner.name,

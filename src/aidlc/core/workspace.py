@@ -54,6 +54,22 @@ AUDIT_KEY = "audit-signing"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+def credential_problem(
+    token: TokenRecord | None, owner: PrincipalRecord | None, now: datetime
+) -> str | None:
+    """Why a token (read again from the database) no longer authenticates its principal, or
+    None when it still does: the one rule for servers and console sessions re-checking."""
+    if token is None or owner is None or token.principal_id != owner.id:
+        return "its token no longer exists"
+    if token.revoked_at is not None:
+        return f"token {token.id} was revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return f"token {token.id} expired on {token.expires_at:%Y-%m-%d %H:%M} UTC"
+    if owner.disabled:
+        return f"principal {owner.name} is disabled"
+    return None
+
+
 class Workspace:
     """An open aidlc workspace.
 
@@ -437,14 +453,7 @@ class Workspace:
         with self.db.reading() as session:
             rec = session.get(TokenRecord, principal.token_id)
             owner = session.get(PrincipalRecord, principal.id)
-            if rec is None or owner is None or rec.principal_id != owner.id:
-                problem = "its token no longer exists"
-            elif rec.revoked_at is not None:
-                problem = f"token {rec.id} was revoked"
-            elif rec.expires_at is not None and rec.expires_at <= now:
-                problem = f"token {rec.id} expired on {rec.expires_at:%Y-%m-%d %H:%M} UTC"
-            elif owner.disabled:
-                problem = f"principal {owner.name} is disabled"
+            problem = credential_problem(rec, owner, now)
         if problem is None:
             return principal
         self.principal = None
