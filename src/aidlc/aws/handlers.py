@@ -86,7 +86,9 @@ def validate_on_upload(event: Any, context: Any = None) -> dict[str, Any]:
     ws = Workspace.open(root, token=_token())
     s3 = boto3.client("s3")
     kms_key = os.environ.get("AIDLC_INBOX_KMS_KEY_ID")
-    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
+    sse: dict[str, Any] = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
+    )
     results = []
     try:
         for rec in records:

@@ -105,7 +105,13 @@ def _url_from_credentials(text: str, secret_id: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _fetch(secret_id: str, client: Any, *, holds: str = "the database URL") -> str:
+def _fetch(
+    secret_id: str,
+    client: Any,
+    *,
+    holds: str = "the database URL",
+    named_by: str = "metadata.url_secret and metadata.region in aidlc.yaml",
+) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -115,7 +121,7 @@ def _fetch(secret_id: str, client: Any, *, holds: str = "the database URL") -> s
         if code == "ResourceNotFoundException":
             raise ConfigError(
                 f"AWS Secrets Manager has no secret {secret_id} (ResourceNotFoundException)",
-                hint=f"create it with {holds}, or fix the secret id and region that name it",
+                hint=f"create it with {holds}, or fix {named_by}",
             ) from None
         raise ConfigError(
             f"cannot read secret {secret_id} from AWS Secrets Manager ({code})",
@@ -169,7 +175,12 @@ def token_from_secret(
     """The aidlc token held by the secret `secret_id`, for services (the validation Lambda)
     that must not receive it through their environment or Terraform state. Not cached: a
     re-issued token is picked up on the next call."""
-    text = _fetch(secret_id, client or secrets_client(region, endpoint_url), holds="an aidlc token")
+    text = _fetch(
+        secret_id,
+        client or secrets_client(region, endpoint_url),
+        holds="an aidlc token",
+        named_by="AIDLC_TOKEN_SECRET",
+    )
     token = text.strip()
     if not token.startswith("aidlc_") or any(c.isspace() for c in token) or len(token) > 200:
         raise ConfigError(
