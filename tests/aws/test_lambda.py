@@ -4,7 +4,9 @@ itself (S3 → SQS), reading and moving objects through boto3 over HTTP."""
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +135,23 @@ def test_a_missing_workspace_setting_is_a_config_error(monkeypatch):
     }
     with pytest.raises(ConfigError, match="AIDLC_WORKSPACE is not set"):
         validate_on_upload(event)
+
+
+def test_an_object_is_streamed_to_a_private_file_and_cut_off_past_the_limit(tmp_path):
+    import io
+    import stat
+
+    from aidlc.aws.handlers import _spool_stream
+    from aidlc.errors import InvalidInput
+
+    data = bytes(range(256)) * 10_000  # 2.5 MB, more than one 1 MiB piece
+    path = _spool_stream(io.BytesIO(data), suffix="-x.csv")
+    try:
+        assert path.read_bytes() == data
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        path.unlink()
+    before = set(Path(tempfile.gettempdir()).glob("aidlc-*-big.csv"))
+    with pytest.raises(InvalidInput, match="grew past 1000000 bytes"):
+        _spool_stream(io.BytesIO(data), suffix="-big.csv", limit=1_000_000)
+    assert set(Path(tempfile.gettempdir()).glob("aidlc-*-big.csv")) == before  # nothing left
