@@ -496,3 +496,27 @@ def test_an_unknown_console_address_is_a_404_page(console: Any, console_env: Ser
     assert response.status_code == 404
     assert "There is no console page at this address." in response.text
     assert nav(response.text)[0] == "Overview"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"&".join(b"f%d=1" % i for i in range(60)), "the form has too many fields"),
+        (b"reason=\xff\xfe", "the form is not UTF-8"),
+        (b"reason=" + b"x" * 40_000, "the form is too large"),
+    ],
+)
+def test_malformed_form_bodies_get_a_400_and_change_nothing(
+    console: Any, console_env: Served, body: bytes, message: str
+) -> None:
+    from aidlc.registry import versions
+
+    client = console()
+    signed(client, console_env, "approver")
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    action = client.post("/console/models/bc/approve", content=body, headers=headers)
+    assert (action.status_code, message in action.text) == (400, True)
+    login = console().post("/console/login", content=body, headers=headers)
+    assert (login.status_code, message in login.text) == (400, True)
+    with console_env.open("approver") as ws:
+        assert versions.resolve(ws, "bc@4").status == "registered"

@@ -83,7 +83,10 @@ async def _form(request: Request) -> dict[str, str]:
         text = b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("the form is not UTF-8") from None
-    parsed = parse_qs(text, keep_blank_values=True, max_num_fields=50)
+    try:
+        parsed = parse_qs(text, keep_blank_values=True, max_num_fields=50)
+    except ValueError:  # more than 50 fields
+        raise InvalidInput("the form has too many fields") from None
     return {key: values[0] for key, values in parsed.items()}
 
 
