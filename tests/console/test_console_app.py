@@ -520,3 +520,68 @@ def test_malformed_form_bodies_get_a_400_and_change_nothing(
     assert (login.status_code, message in login.text) == (400, True)
     with console_env.open("approver") as ws:
         assert versions.resolve(ws, "bc@4").status == "registered"
+
+
+HOSTILE = [
+    "\u00b2",
+    "\u0663",
+    "",
+    "x" * 5000,
+    "<script>alert(1)</script>",
+    "-1",
+    "9" * 40,
+    "bc@",
+    "@@",
+    "../..",
+    "%00",
+    "\u202e",
+    "NaN",
+    "bc@999",
+    "dataset:nope@1",
+    "prediction:zz",
+]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/monitoring?model={}",
+        "/console/audit?before={}",
+        "/console/audit?outcome={}&actor={}",
+        "/console/audit?q={}",
+        "/console/compliance?framework={}",
+        "/console/lineage?ref={}",
+        "/console/models/{}",
+        "/console/datasets/{}",
+        "/console/models/bc?version={}",
+    ],
+)
+def test_hostile_query_values_never_make_a_server_error(
+    console: Any, console_env: Served, path: str
+) -> None:
+    from urllib.parse import quote
+
+    client = console()
+    signed(client, console_env, "auditor")
+    for value in HOSTILE:
+        response = client.get(path.format(*[quote(value, safe="")] * path.count("{}")))
+        assert response.status_code in (200, 400, 403, 404, 422), (
+            path,
+            value,
+            response.status_code,
+        )
+        if response.status_code != 200:  # a problem page that says what was wrong
+            assert "Cannot show this page" in response.text or "Not" in response.text
+        assert "<script>alert(1)</script>" not in response.text
+
+
+@pytest.mark.parametrize("version", ["\u00b2", "\u0663", "9" * 40, "-1", ""])
+def test_an_action_naming_a_strange_version_is_refused_cleanly(
+    console: Any, console_env: Served, version: str
+) -> None:
+    client = console()
+    csrf = signed(client, console_env, "approver")
+    form = {"version": version, "to": "staging", "reason": "x", "csrf": csrf}
+    response = client.post("/console/models/bc/approve", data=form)
+    assert response.status_code == 303
+    assert flash_of(response)["error"] == ["the form names no version"]

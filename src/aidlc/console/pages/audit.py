@@ -138,7 +138,9 @@ def page(ws: Workspace, query: Mapping[str, str]) -> Page:
     `action` and `outcome`, and whether the chain verifies. Needs `audit.read` (auditor)."""
     values = {k: _term(query, k) for k in ("q", "actor", "action", "outcome")}
     raw_before = _term(query, "before")
-    if raw_before and not raw_before.isdigit():
+    if raw_before and (
+        not raw_before.isascii() or not raw_before.isdigit() or len(raw_before) > 18
+    ):
         raise InvalidInput("before must be an event sequence number")
     events, next_before = search(
         ws,

@@ -227,7 +227,7 @@ def _version(ws: Workspace, v: ModelVersion, query: Mapping[str, str]) -> Html:
 
 def _ref(name: str, form: Mapping[str, str]) -> str:
     version = form.get("version", "")
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit()) or len(version) > 18:
         raise InvalidInput("the form names no version")
     return f"{versions.check_model_name(name)}@{int(version)}"
 
