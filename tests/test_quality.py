@@ -38,3 +38,23 @@ def test_no_pickle_anywhere_in_the_package():
         if "import pickle" in p.read_text() or "pickle.load" in p.read_text()
     ]
     assert offenders == []
+
+
+def test_every_docstring_example_runs() -> None:
+    """The examples in docstrings are documentation users copy: each one must still hold."""
+    import doctest
+    import importlib
+    import pkgutil
+
+    import aidlc
+
+    failed, attempted = [], 0
+    for info in pkgutil.walk_packages(aidlc.__path__, "aidlc."):
+        if ".migrations" in info.name or info.name.endswith("__main__"):
+            continue
+        result = doctest.testmod(importlib.import_module(info.name), report=False)
+        attempted += result.attempted
+        if result.failed:
+            failed.append(info.name)
+    assert failed == []
+    assert attempted > 200  # the walk found the package's modules

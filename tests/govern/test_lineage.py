@@ -141,6 +141,39 @@ def test_prediction_traces_back_to_the_raw_file(served: Served) -> None:  # noqa
     assert [(e.actor, e.resource) for e in read] == [("auditor", f"prediction:{pid}")]
 
 
+def test_a_time_ordered_prediction_id_decrypts_only_its_own_batch(served: Served) -> None:  # noqa: F811
+    """Prediction ids carry their time, so lineage opens the one batch that covers it, not the
+    whole log; an id without a time (older servers) is still found by the full scan."""
+    from datetime import timedelta
+
+    from aidlc.serve import predlog
+
+    start = datetime.now(UTC) - timedelta(hours=12)
+    wanted: dict[int, str] = {}
+    legacy = secrets.token_hex(16)
+    with served.open("inference") as ws:
+        for hour in range(12):
+            at = start + timedelta(hours=hour)
+            ids = predlog.new_prediction_ids(3, now=at.timestamp())
+            if hour == 0:
+                ids[2] = legacy
+            rows = [
+                {"prediction_id": i, "at": at, "model": "bc", "version": 1, "route": "predict"}
+                for i in ids
+            ]
+            predlog.write_batch(ws, "predictions", "bc", rows)
+            wanted[hour] = ids[1]
+    with served.open("auditor") as ws:
+        assert trace(ws, wanted[5]).nodes[f"prediction:{wanted[5]}"].attrs["batch"] > 0
+        trace(ws, legacy)
+        read = ws.audit.events(action="lineage.read")
+    assert [e.details["batches_decrypted"] for e in read] == [1, 12]
+    assert predlog.prediction_time(wanted[5]) is not None
+    assert abs(predlog.prediction_time(wanted[5]) - (start + timedelta(hours=5))) < timedelta(
+        milliseconds=1
+    )
+
+
 def test_raw_file_forwards_to_every_model_and_its_alias_history(
     served_template: Served,  # noqa: F811
 ) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from aidlc.core.config import PredictionLogConfig
 from aidlc.serve.predlog import PredictionLog, read_batches
 
@@ -125,3 +128,24 @@ def test_rows_that_never_write_are_counted_lost_at_shutdown(served):
     ws.close()
     assert log.stats.written == 0 and log.stats.lost == 12 and log.stats.failures >= 2
     assert not log._thread.is_alive()
+
+
+@given(st.text(max_size=40))
+def test_prediction_time_never_raises(text: str) -> None:
+    from aidlc.serve.predlog import prediction_time
+
+    at = prediction_time(text)
+    assert at is None or at.tzinfo is not None
+
+
+def test_prediction_ids_are_unique_time_ordered_hex() -> None:
+    import re
+    import time
+
+    from aidlc.serve.predlog import new_prediction_ids, prediction_time
+
+    ids = new_prediction_ids(10_000)
+    assert len(set(ids)) == 10_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert abs(prediction_time(ids[0]).timestamp() - time.time()) < 5
+    assert prediction_time("f" * 32) is None and prediction_time("0" * 32) is None

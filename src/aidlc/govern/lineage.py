@@ -8,10 +8,11 @@ as a problem instead of as a different history. Renderers give JSON, Mermaid and
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -189,6 +190,7 @@ class _Builder:
         self._history: dict[str, list[approval.AliasEvent]] = {}
         self._deployments: dict[str, list[rollout.Deployment]] = {}
         self._done: set[tuple[str, str]] = set()
+        self.batches_read = 0  # prediction log batches decrypted to find a prediction
 
     def build(self, ref: Ref) -> Lineage:
         if ref.kind == "model":
@@ -575,21 +577,45 @@ class _Builder:
         # Finding a prediction decrypts logged traffic: that read is put on the record.
         with self.ws.transaction() as session:
             self.ws.record(
-                session, "lineage.read", f"prediction:{prediction_id}", {"batch": batch.id}
+                session,
+                "lineage.read",
+                f"prediction:{prediction_id}",
+                {"batch": batch.id, "batches_decrypted": self.batches_read},
             )
         return node_id
 
     def _find_prediction(self, prediction_id: str) -> tuple[dict[str, Any], PredictionBatchRecord]:
-        """Scan prediction batches, newest first, reading only the columns that identify rows."""
+        """Find the batch holding a prediction, reading only the columns that identify rows:
+        the batches whose time span covers the time in the id first (a few), then, for ids
+        without a time (older servers), every batch newest first."""
         import polars as pl
 
-        batches = self.session.execute(
+        from aidlc.serve.predlog import prediction_time
+
+        query = (
             select(PredictionBatchRecord)
             .where(PredictionBatchRecord.kind == "predictions")
             .order_by(PredictionBatchRecord.id.desc())
-        ).scalars()
+        )
+        at = prediction_time(prediction_id)
+        likely: list[PredictionBatchRecord] = []
+        if at is not None:
+            # The id is made a moment before the row's `at`; a minute covers clock steps.
+            slack = timedelta(minutes=1)
+            likely = list(
+                self.session.execute(
+                    query.where(
+                        PredictionBatchRecord.first_at <= at + slack,
+                        PredictionBatchRecord.last_at >= at - slack,
+                    )
+                ).scalars()
+            )
+        seen = {b.id for b in likely}
+        rest = (b for b in self.session.execute(query).scalars() if b.id not in seen)
+        self.batches_read = 0
         wanted = ["prediction_id", "model", "version", "at", "route", "request_id"]
-        for batch in batches:
+        for batch in itertools.chain(likely, rest):
+            self.batches_read += 1
             try:
                 data = objects.get_ref(self.ws, batch.object_ref, action="lineage.read")
             except NotFound:  # erased or expired: its rows cannot be traced any more

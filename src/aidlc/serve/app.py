@@ -35,7 +35,7 @@ from aidlc.errors import AidlcError, AuthenticationFailed, InvalidInput, NotFoun
 from aidlc.serve import observe, rollout
 from aidlc.serve.kpis import push_kpis
 from aidlc.serve.predict import InvalidRecords, Prediction, ServedModel
-from aidlc.serve.predlog import PredictionLog, now
+from aidlc.serve.predlog import PredictionLog, new_prediction_ids, now
 from aidlc.serve.ratelimit import Decision, RateLimiter
 
 if TYPE_CHECKING:
@@ -387,8 +387,7 @@ class Server:
                     for i in flagged[:20]
                 ],
             )
-        pool = secrets.token_hex(16 * len(rows))  # one read of the OS generator, not one per row
-        ids = [pool[i : i + 32] for i in range(0, len(pool), 32)]
+        ids = new_prediction_ids(len(rows))
         self._count(answer, route, result, len(flagged))
         latency = (time.perf_counter() - started) * 1000
         if logged:
