@@ -23,14 +23,20 @@ def backup(
 ) -> None:
     """Write a consistent, still-encrypted snapshot of the workspace (admin).
 
-    The snapshot holds the metadata database (with the audit log), every object's ciphertext,
-    aidlc.yaml and a signed manifest. Without --include-keys, keep the key ring
-    (.aidlc/keys/keyring.json) safe separately: restoring needs it.
+    The snapshot holds the metadata (a SQLite database file, or a dump of every table taken in
+    one transaction from PostgreSQL, with the audit log), every live object's ciphertext (from
+    the local folder or S3), aidlc.yaml and a signed manifest. Without --include-keys, keep the
+    key ring (.aidlc/keys/keyring.json) safe separately: restoring needs it.
     """
     from aidlc.govern import backup as service
 
-    with open_workspace() as ws:
-        result = service.create(ws, directory, include_keys=include_keys)
+    with open_workspace() as ws, console(stderr=True).status("Backing up...") as status:
+        result = service.create(
+            ws,
+            directory,
+            include_keys=include_keys,
+            progress=lambda name: status.update(f"Backing up... {name}"),
+        )
     for warning in result.warnings:
         console(stderr=True).print(f"warning: {warning}")
     if json_out:
@@ -56,20 +62,30 @@ def restore(
             "(set AIDLC_PASSPHRASE if it has a passphrase).",
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A prepared aidlc.yaml (as `aidlc init --config` takes) naming the empty "
+            "database and object store to restore into; its sections replace the snapshot's.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Rebuild a workspace from a snapshot and verify it before reporting success.
 
-    Checked: every file's SHA-256, the manifest's signature, the audit log and its newest signed
-    head, and that every object decrypts to its recorded digest. The token must be an admin's
-    of the backed-up workspace. On failure the folder is marked RESTORE-FAILED; a failed check
-    exits 1.
+    By default NEWDIR gets a SQLite database and a local object folder, whatever the backed-up
+    workspace used; with --config, the database (e.g. PostgreSQL) and store (e.g. an S3 prefix)
+    it names, which must be empty. Checked: every file's SHA-256, the manifest's signature, the
+    audit log and its newest signed head, and that every object decrypts to its recorded digest.
+    The token must be an admin's of the backed-up workspace. On failure the folder is marked
+    RESTORE-FAILED; a failed check exits 1.
     """
     from aidlc.core.audit import new_request_id
     from aidlc.govern import backup as service
 
     new_request_id()
-    result = service.restore(directory, into, token=read_token(), keys=keys)
+    result = service.restore(directory, into, token=read_token(), keys=keys, config=config)
     if json_out:
         emit_json(result.to_json())
         return
