@@ -58,3 +58,49 @@ def test_every_docstring_example_runs() -> None:
             failed.append(info.name)
     assert failed == []
     assert attempted > 200  # the walk found the package's modules
+
+
+# Imports that only code behind an extra makes (aidlc[aws], aidlc[ray]); anything else in src/
+# must be installed by `pip install aidlc` alone, or `make run` breaks where CI cannot see it.
+_EXTRA_ONLY = {"boto3": "aws", "botocore": "aws", "ray": "ray"}
+
+
+def test_every_import_in_src_is_a_declared_run_time_dependency() -> None:
+    import ast
+    import re
+    import sys
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    declared, todo, seen = set(), ["aidlc"], set()
+    while todo:  # aidlc's requirements without extras, and theirs
+        name = todo.pop()
+        for text in metadata.requires(name) or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            if norm(req.name) not in seen:
+                seen.add(norm(req.name))
+                declared.add(norm(req.name))
+                todo.append(req.name)
+    providers = metadata.packages_distributions()
+    missing = set()
+    for path in (ROOT / "src" / "aidlc").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top == "aidlc" or top in sys.stdlib_module_names or top in _EXTRA_ONLY:
+                    continue
+                dists = {norm(d) for d in providers.get(top, [top])}
+                if not dists & declared:
+                    missing.add(f"{path.relative_to(ROOT)}: {top}")
+    assert sorted(missing) == []
