@@ -141,11 +141,11 @@ def test_an_object_is_streamed_to_a_private_file_and_cut_off_past_the_limit(tmp_
     import io
     import stat
 
-    from aidlc.aws.handlers import _spool_stream
+    from aidlc.data.ingest import spool
     from aidlc.errors import InvalidInput
 
     data = bytes(range(256)) * 10_000  # 2.5 MB, more than one 1 MiB piece
-    path = _spool_stream(io.BytesIO(data), suffix="-x.csv")
+    path = spool(io.BytesIO(data), "-x.csv", 4 << 30)
     try:
         assert path.read_bytes() == data
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -153,5 +153,5 @@ def test_an_object_is_streamed_to_a_private_file_and_cut_off_past_the_limit(tmp_
         path.unlink()
     before = set(Path(tempfile.gettempdir()).glob("aidlc-*-big.csv"))
     with pytest.raises(InvalidInput, match="grew past 1000000 bytes"):
-        _spool_stream(io.BytesIO(data), suffix="-big.csv", limit=1_000_000)
+        spool(io.BytesIO(data), "-big.csv", 1_000_000)
     assert set(Path(tempfile.gettempdir()).glob("aidlc-*-big.csv")) == before  # nothing left

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 from aidlc.errors import AidlcError, ConfigError, InvalidInput
 
 MAX_OBJECT_BYTES = 4 << 30
-_CHUNK = 1 << 20
 
 
 def _records(event: Any) -> list[dict[str, Any]]:
@@ -63,24 +60,6 @@ def _dataset_for(key: str) -> str:
     return dataset
 
 
-def _spool_stream(body: Any, suffix: str, limit: int = MAX_OBJECT_BYTES) -> Path:
-    """Copy a streaming body to a private temporary file, refusing more than `limit` bytes."""
-    handle = tempfile.NamedTemporaryFile(prefix="aidlc-", suffix=suffix, delete=False)  # noqa: SIM115
-    path = Path(handle.name)
-    try:
-        with handle:
-            size = 0
-            for chunk in iter(lambda: body.read(_CHUNK), b""):
-                size += len(chunk)
-                if size > limit:
-                    raise InvalidInput(f"the object grew past {limit} bytes while being read")
-                handle.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _token() -> str | None:
     secret = os.environ.get("AIDLC_TOKEN_SECRET")
     if secret:
@@ -97,7 +76,7 @@ def validate_on_upload(event: Any, context: Any = None) -> dict[str, Any]:
 
     from aidlc.core.audit import new_request_id
     from aidlc.core.workspace import Workspace
-    from aidlc.data.ingest import ingest
+    from aidlc.data.ingest import ingest, spool
 
     new_request_id()
     records = _records(event)
@@ -124,7 +103,7 @@ def validate_on_upload(event: Any, context: Any = None) -> dict[str, Any]:
                 # Streamed to a private temporary file in 1 MiB pieces (never whole in
                 # memory), pinned to the version `head` saw and cut off at the size limit.
                 body = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"]
-                path = _spool_stream(body, suffix="-" + name)
+                path = spool(body, "-" + name, MAX_OBJECT_BYTES)
                 try:
                     result = ingest(ws, path, _dataset_for(key), source_name=name)
                 finally:

@@ -476,9 +476,20 @@ def validate_file(
     return validate(df, contract, baseline=baseline, now=now)
 
 
-def spool(data: bytes, suffix: str) -> Path:
-    """Write bytes to a private temporary file (used by event handlers that receive bytes)."""
+def spool(stream: Any, suffix: str, limit: int) -> Path:
+    """Copy a readable stream to a private temporary file in 1 MiB pieces (never whole in
+    memory), refusing more than `limit` bytes; for event handlers that receive a body."""
     handle = tempfile.NamedTemporaryFile(prefix="aidlc-", suffix=suffix, delete=False)  # noqa: SIM115
-    with handle:
-        handle.write(data)
-    return Path(handle.name)
+    path = Path(handle.name)
+    try:
+        with handle:
+            size = 0
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                size += len(chunk)
+                if size > limit:
+                    raise InvalidInput(f"the object grew past {limit} bytes while being read")
+                handle.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path

@@ -49,11 +49,13 @@ def _checks(report: dict[str, Any] | None) -> tuple[int, int, int]:
 
 
 def _versions_table(
-    ws: Workspace, name: str, items: list[versions.DatasetVersion], *, caption: str
+    name: str,
+    items: list[tuple[versions.DatasetVersion, dict[str, Any] | None]],
+    *,
+    caption: str,
 ) -> Html:
     rows = []
-    for v in items:
-        report = _report(ws, v)
+    for v, report in items:
         rows.append(
             [
                 h("a", {"href": f"/console/datasets/{name}#v{v.version}"}, v.ref),
@@ -95,20 +97,19 @@ def page(ws: Workspace, query: Mapping[str, str]) -> Page:
     ]
     for d in datasets:
         items = versions.list_versions(ws, d["name"])
-        newest = list(reversed(items))[:LISTED_VERSIONS]
+        newest = [(v, _report(ws, v)) for v in list(reversed(items))[:LISTED_VERSIONS]]
         body.append(
             h(
                 "section",
                 {"aria-labelledby": f"ds-{d['name']}"},
                 h("h2", {"id": f"ds-{d['name']}"}, d["name"]),
-                _versions_table(ws, d["name"], newest, caption=f"Newest versions of {d['name']}"),
+                _versions_table(d["name"], newest, caption=f"Newest versions of {d['name']}"),
             )
         )
     return Page("Datasets", h("div", {"class": "datasets"}, body))
 
 
-def _report_section(ws: Workspace, v: versions.DatasetVersion) -> Html:
-    report = _report(ws, v)
+def _report_section(v: versions.DatasetVersion, report: dict[str, Any] | None) -> Html:
     passed, failed, skipped = _checks(report)
     failing = [c for c in (report or {}).get("checks") or [] if c.get("passed") is False]
     return h(
@@ -212,7 +213,8 @@ def _quarantine(ws: Workspace, name: str) -> Html:
 def dataset_page(ws: Workspace, name: str, query: Mapping[str, str]) -> Page:
     """One dataset: every version with its validation summary, and its quarantine (the latter
     for the data-steward role)."""
-    items = versions.list_versions(ws, name)
+    # Each version's report is decrypted once, for the table and for its section.
+    items = [(v, _report(ws, v)) for v in reversed(versions.list_versions(ws, name))]
     contract = versions.contract_version(ws, name)
     body = h(
         "div",
@@ -223,9 +225,9 @@ def dataset_page(ws: Workspace, name: str, query: Mapping[str, str]) -> Page:
             f"Contract version {contract.version} (fingerprint {contract.fingerprint[:12]}), "
             f"set by {contract.created_by}.",
         ),
-        _versions_table(ws, name, list(reversed(items)), caption=f"Versions of {name}"),
+        _versions_table(name, items, caption=f"Versions of {name}"),
         h("h2", None, "Validation reports"),
-        [_report_section(ws, v) for v in reversed(items)]
+        [_report_section(v, report) for v, report in items]
         or h("p", {"class": "empty"}, "No validated version yet."),
         h("h2", None, "Quarantine"),
         _quarantine(ws, name),
