@@ -19,7 +19,6 @@ import skops.io
 import xgboost as xgb
 from sklearn.base import is_classifier
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -30,7 +29,6 @@ from aidlc.registry.formats import (
     FLAVOR_FILES,
     TRUSTED_SKOPS_TYPES,
     flavor_of,
-    from_user_object,
     load_estimator,
     refuse_pickle,
     save_estimator,
@@ -389,61 +387,51 @@ def test_files_over_the_size_limit_are_refused(tmp_path, monkeypatch):
 def test_user_xgboost_and_lightgbm_models_become_boosters_that_predict_the_same():
     X, y = load_breast_cancer(return_X_y=True)
     xgb_model = xgb.XGBClassifier(n_estimators=10, max_depth=3).fit(X, y)
-    kind, booster = from_user_object(xgb_model)
-    assert kind == "xgboost" and isinstance(booster, xgb.Booster)
-    assert np.array_equal(predict(kind, booster, X), xgb_model.predict(X))
-    assert np.allclose(predict_proba(kind, booster, X), xgb_model.predict_proba(X), atol=1e-7)
+    booster = formats.from_xgboost_object(xgb_model)
+    assert isinstance(booster, xgb.Booster)
+    assert np.array_equal(predict("xgboost", booster, X), xgb_model.predict(X))
+    assert np.allclose(predict_proba("xgboost", booster, X), xgb_model.predict_proba(X), atol=1e-7)
 
     lgb_model = lgb.LGBMRegressor(n_estimators=10, verbose=-1).fit(X, y.astype(float))
-    kind, booster = from_user_object(lgb_model)
-    assert kind == "lightgbm" and isinstance(booster, lgb.Booster)
-    assert np.array_equal(predict(kind, booster, X), lgb_model.predict(X))
-    assert from_user_object(booster)[0] == "lightgbm"
+    booster = formats.from_lightgbm_object(lgb_model)
+    assert isinstance(booster, lgb.Booster)
+    assert np.array_equal(predict("lightgbm", booster, X), lgb_model.predict(X))
 
 
 def test_an_early_stopped_xgboost_model_keeps_only_its_best_trees():
     X, y = load_breast_cancer(return_X_y=True)
     model = xgb.XGBClassifier(n_estimators=200, early_stopping_rounds=3, learning_rate=0.5)
     model.fit(X[:400], y[:400], eval_set=[(X[400:], y[400:])], verbose=False)
-    kind, booster = from_user_object(model)
+    booster = formats.from_xgboost_object(model)
     assert booster.num_boosted_rounds() == model.best_iteration + 1 < 200
-    assert np.array_equal(predict(kind, booster, X), model.predict(X))
+    assert np.array_equal(predict("xgboost", booster, X), model.predict(X))
 
 
-def test_user_sklearn_estimators_are_accepted_only_if_allowlisted_fitted_and_index_labelled():
-    X, y = iris()
-    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
-    assert from_user_object(forest) == ("sklearn.RandomForestClassifier", forest)
-    with pytest.raises(InvalidInput, match="the RandomForestClassifier is not fitted"):
-        from_user_object(RandomForestClassifier())
-    named = RandomForestClassifier(n_estimators=2).fit(X, np.array(["a", "b", "c"])[y])
-    with pytest.raises(InvalidInput, match=r"not on class indices 0\.\.k-1"):
-        from_user_object(named)
+def test_unfitted_user_boosters_are_refused():
+    with pytest.raises(InvalidInput, match="the XGBClassifier is not fitted"):
+        formats.from_xgboost_object(xgb.XGBClassifier())
+    with pytest.raises(InvalidInput, match="the LGBMClassifier is not fitted"):
+        formats.from_lightgbm_object(lgb.LGBMClassifier())
 
 
-def test_anything_else_is_refused_naming_its_type_and_what_is_accepted():
-    X, y = iris()
-
-    class MyForest(RandomForestClassifier):
-        pass
-
-    cases = {
-        "sklearn.pipeline.Pipeline": make_pipeline(StandardScaler(), LogisticRegression()).fit(
-            X, y
-        ),
-        "MyForest": MyForest(n_estimators=2).fit(X, y),
-        "builtins.dict": {"weights": [1, 2]},
-    }
-    for type_name, obj in cases.items():
-        with pytest.raises(InvalidInput) as err:
-            from_user_object(obj)
-        assert type_name in str(err.value)
-        assert "an xgboost Booster or XGBModel, a lightgbm Booster or LGBMModel" in str(err.value)
-        assert "HistGradientBoostingRegressor" in str(err.value)
+def test_xgboost_json_models_are_checked_like_ubjson_before_xgboost_reads_them(tmp_path):
+    X, y = load_breast_cancer(return_X_y=True)
+    booster = xgb.train({"max_depth": 2}, xgb.DMatrix(X, label=y), 5)
+    data = bytes(booster.save_raw("json"))
+    loaded = formats.load_booster("xgboost", "estimator.json", data)
+    assert np.array_equal(loaded.predict(xgb.DMatrix(X)), booster.predict(xgb.DMatrix(X)))
+    document = json.loads(data)
+    tree = document["learner"]["gradient_booster"]["model"]["trees"][0]
+    tree["left_children"][0] = 10_000  # a child past the end: XGBoost would read out of bounds
+    with pytest.raises(IntegrityError, match="not a complete, consistent XGBoost JSON model"):
+        formats.load_booster("xgboost", "estimator.json", json.dumps(document).encode())
+    for bad in (b"{", b'{"learner": 1}', b'{"a": 1, "a": 2}', b"{" + b"[" * 100_000):
+        with pytest.raises(IntegrityError):
+            formats.load_booster("xgboost", "estimator.json", bad)
 
 
 def test_user_boosters_with_objectives_aidlc_cannot_serve_are_refused():
     X, y = iris()
     ranker = xgb.train({"objective": "rank:pairwise"}, xgb.DMatrix(X, label=y, group=[150]), 2)
     with pytest.raises(InvalidInput, match="objective 'rank:pairwise' cannot be served"):
-        from_user_object(ranker)
+        estimators.task_of("xgboost", ranker)

@@ -112,11 +112,153 @@ def verify(ref: REF, json_out: JSON = False) -> None:
         )
 
 
+@app.command("import")
+def import_(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A skops, ONNX (.onnx), XGBoost (.ubj/.json) or LightGBM (.txt) model file, "
+            "or an MLflow model directory (holding MLmodel)."
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", help="Registered model name.")],
+    trained_on: Annotated[
+        str,
+        typer.Option(
+            "--trained-on",
+            help="DATASET@V: the validated version it was trained on; its data contract gives "
+            "the input schema.",
+        ),
+    ],
+    target: Annotated[str, typer.Option("--target", help="The column the model predicts.")],
+    evaluate_on: Annotated[
+        str | None,
+        typer.Option(
+            "--evaluate-on",
+            help="DATASET@V held out from training (no shared row): aidlc computes the metrics "
+            "and gates on it. Without it they are in-sample, and approval must accept that.",
+        ),
+    ] = None,
+    features: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--features",
+            help="The columns the model takes, comma-separated or repeated (default: the "
+            "model's own input names). In the model's input order when it names none.",
+        ),
+    ] = None,
+    gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gate",
+            help="A quality gate, repeatable: 'roc_auc >= 0.85', 'roc_auc >= production - 0.01'.",
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="classification or regression, when the model cannot say."),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes",
+            help="What each of the model's classes stands for in the data, comma-separated, "
+            "in the model's order (when its labels are not the target's values).",
+        ),
+    ] = None,
+    owner: Annotated[str, typer.Option("--owner", help="Who owns the model (card).")] = "",
+    intended_use: Annotated[
+        str, typer.Option("--intended-use", help="What it is for (card).")
+    ] = "",
+    limitations: Annotated[
+        str, typer.Option("--limitations", help="What it must not be used for (card).")
+    ] = "",
+    description: Annotated[str, typer.Option("--description", help="One line (card).")] = "",
+    json_out: JSON = False,
+) -> None:
+    """Register a model trained elsewhere (a notebook, MLflow, another team), judged by aidlc.
+
+    Nothing in the file runs: pickle, custom classes, function references and custom ONNX
+    operators are refused. aidlc computes the metrics, gates and drift baseline itself on
+    validated data, signs the version and makes it a candidate; someone else approves it.
+    Exit 0 registered (gates may have failed: see the output), 1 a check failed, 2 the model
+    or an option is refused, 5 a dataset version is not found."""
+    from aidlc.registry.importing import import_model
+
+    chosen = [f.strip() for item in features or [] for f in item.split(",") if f.strip()]
+    labels = [c.strip() for c in classes.split(",")] if classes is not None else None
+    status = None if json_out else console(stderr=True).status("Importing...")
+    if status is not None:
+        status.start()
+    try:
+        with open_workspace() as ws:
+            version = import_model(
+                ws,
+                path,
+                name=name,
+                trained_on=trained_on,
+                target=target,
+                evaluate_on=evaluate_on,
+                features=chosen or None,
+                gates=gate or [],
+                task=task,
+                classes=labels,
+                owner=owner,
+                intended_use=intended_use,
+                limitations=limitations,
+                description=description,
+                progress=(lambda step: status.update(f"Importing... {step}")) if status else None,
+            )
+    finally:
+        if status is not None:
+            status.stop()
+    statement = version.statement
+    evaluation = statement.get("evaluation") or {}
+    conversion = (statement.get("imported") or {}).get("conversion") or {}
+    if json_out:
+        emit_json(version.to_json())
+        return
+    out = console()
+    out.print(
+        f"[green]✓ imported[/] {version.ref} ({statement['imported']['format']}, "
+        f"{version.task}), signed, alias candidate"
+    )
+    where = evaluation.get("dataset")
+    if evaluation.get("in_sample"):
+        out.print(
+            f"  [yellow]metrics are in-sample[/] (computed on {where}, its training data); "
+            "approval needs --accept-in-sample"
+        )
+    else:
+        out.print(f"  evaluated on {evaluation.get('rows')} held-out rows of {where}")
+    for key, value in version.metrics.items():
+        out.print(f"  metric   {key} = {value:.4f}")
+    for g in statement.get("gates", []):
+        out.print(f"  gate     {'pass' if g['passed'] else 'FAIL'} {g['text']}  ({g['detail']})")
+    if conversion:
+        served = conversion.get("served")
+        out.print(
+            "  served by ONNX Runtime (converted, proven equal on the evaluation rows)"
+            if served == "onnx"
+            else f"  served from skops: {conversion.get('reason')}"
+        )
+    if not version.gates_passed:
+        out.print("[red]  quality gates failed: this version cannot be approved[/]")
+
+
 @app.command("approve")
 def approve(
     ref: REF,
     reason: REASON,
     to: Annotated[str, typer.Option("--to", help="staging or production.")] = "production",
+    accept_in_sample: Annotated[
+        bool,
+        typer.Option(
+            "--accept-in-sample",
+            help="Approve an imported version whose metrics were computed on its own "
+            "training data (optimistic); recorded in the audit log.",
+        ),
+    ] = False,
     json_out: JSON = False,
 ) -> None:
     """Approve a version (not your own) whose gates passed and whose signature verifies.
@@ -126,7 +268,7 @@ def approve(
     from aidlc.monitor.retrain import approve as run
 
     with open_workspace() as ws:
-        outcome = run(ws, ref, to=to, reason=reason)
+        outcome = run(ws, ref, to=to, reason=reason, accept_in_sample=accept_in_sample)
     version, deployment = outcome["version"], outcome["deployment"]
     if json_out:
         emit_json(version.to_json())

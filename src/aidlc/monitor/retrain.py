@@ -341,13 +341,20 @@ def run_pending(ws: Workspace) -> list[Request]:
     return [execute(ws, i) for i in ids]
 
 
-def approve(ws: Workspace, ref: str, *, to: str = "production", reason: str) -> dict[str, Any]:
+def approve(
+    ws: Workspace,
+    ref: str,
+    *,
+    to: str = "production",
+    reason: str,
+    accept_in_sample: bool = False,
+) -> dict[str, Any]:
     """Approve a version; a retrained candidate under a `canary` policy approved to staging
     goes straight into a canary at the policy's percentage (the approver's own deploy)."""
     from aidlc.registry import approval
     from aidlc.serve import rollout
 
-    version = approval.approve(ws, ref, to=to, reason=reason)
+    version = approval.approve(ws, ref, to=to, reason=reason, accept_in_sample=accept_in_sample)
     out: dict[str, Any] = {"version": version, "deployment": None}
     if to != "staging":
         return out

@@ -49,8 +49,18 @@ def _deny(ws: Workspace, action: str, resource: str, why: str, error: type[Excep
     raise error(why)
 
 
-def approve(ws: Workspace, ref: str, *, to: str = "production", reason: str) -> ModelVersion:
-    """Approve a version and point alias `to` (`staging` or `production`) at it."""
+def approve(
+    ws: Workspace,
+    ref: str,
+    *,
+    to: str = "production",
+    reason: str,
+    accept_in_sample: bool = False,
+) -> ModelVersion:
+    """Approve a version and point alias `to` (`staging` or `production`) at it.
+
+    An imported version whose metrics are in-sample (computed on its own training data) is
+    approved only with `accept_in_sample`, which the audit event records."""
     principal = ws.authorize("model.approve", f"model:{ref[:100]}")
     reason = _reason(reason)
     if to not in _GUARDED:
@@ -77,6 +87,16 @@ def approve(ws: Workspace, ref: str, *, to: str = "production", reason: str) -> 
             f"{version.ref} failed its quality gates ({'; '.join(failed) or 'see the card'})",
             ValidationFailed,
         )
+    in_sample = bool((version.statement.get("evaluation") or {}).get("in_sample"))
+    if in_sample and not accept_in_sample:
+        _deny(
+            ws,
+            "model.approve",
+            resource,
+            f"{version.ref}'s metrics are in-sample: aidlc computed them on the data it was "
+            "trained on, so they are optimistic; approve with --accept-in-sample to accept that",
+            ValidationFailed,
+        )
     versions.verify(ws, version.ref)  # refuses (audited, alerted) when it does not verify
     with ws.transaction() as session:
         model, rec = versions.version_record(session, version.name, version.version)
@@ -90,7 +110,10 @@ def approve(ws: Workspace, ref: str, *, to: str = "production", reason: str) -> 
                 created_by=principal.name,
             )
         )
-        ws.record(session, "model.approve", resource, {"to": to, "reason": reason[:500]})
+        details: dict[str, Any] = {"to": to, "reason": reason[:500]}
+        if in_sample:
+            details["accepted_in_sample"] = True
+        ws.record(session, "model.approve", resource, details)
         versions.move_alias(ws, session, model, to, version.version, reason, principal.name)
     return versions.resolve(ws, version.ref)
 

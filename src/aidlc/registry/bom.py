@@ -53,6 +53,23 @@ def _model_properties(card: ModelCard) -> list[Property]:
     }
     if card.classes is not None:
         facts["aidlc:classes"] = json.dumps(card.classes)
+    if card.imported:
+        producer = card.imported.get("producer") or {}
+        conversion = card.imported.get("conversion") or {}
+        facts["aidlc:imported:format"] = str(card.imported.get("format", ""))
+        facts["aidlc:imported:sha256"] = str(card.imported.get("sha256", ""))
+        facts["aidlc:producer:framework"] = str(producer.get("framework", ""))
+        facts["aidlc:producer:version"] = str(producer.get("framework_version", ""))
+        opsets = producer.get("opsets") or conversion.get("opsets")
+        if opsets:
+            facts["aidlc:onnx:opsets"] = json.dumps(opsets, sort_keys=True)
+        if conversion:
+            facts["aidlc:converter"] = str(conversion.get("converter", ""))
+            facts["aidlc:converter:version"] = str(conversion.get("converter_version", ""))
+            facts["aidlc:served_by"] = str(conversion.get("served", ""))
+    if card.evaluation:
+        facts["aidlc:evaluated_on"] = str(card.evaluation.get("dataset", ""))
+        facts["aidlc:in_sample"] = str(bool(card.evaluation.get("in_sample"))).lower()
     for metric, score in card.metrics.items():
         facts[f"aidlc:metric:{metric}"] = repr(score)
     for gate in card.gates:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -63,6 +63,10 @@ class ModelCard(_Record):
     model_digest: Sha256Hex
     created_at: AwareDatetime
     tags: dict[str, str]
+    # imported models: where the file came from (format, digest, producer, what an MLflow
+    # directory declared, the ONNX conversion's proof) and where aidlc evaluated it
+    imported: dict[str, Any] | None = None
+    evaluation: dict[str, Any] | None = None
 
 
 # --- escaping ----------------------------------------------------------------------------------
@@ -155,6 +159,8 @@ def render_markdown(card: ModelCard) -> str:
         out.append(NOT_STATED)
     out.append("")
 
+    out += _evaluation(card)
+
     out += ["## Metrics", ""]
     if card.metrics:
         out += ["| Metric | Value |", "|---|---:|"]
@@ -187,7 +193,76 @@ def render_markdown(card: ModelCard) -> str:
         f"- **Created:** {card.created_at.isoformat()}",
         "",
     ]
+    out += _imported(card.imported)
     return "\n".join(out)
+
+
+def _evaluation(card: ModelCard) -> list[str]:
+    ev = card.evaluation
+    if not ev:
+        return []
+    rows = f"{ev.get('rows')} rows of {escape_inline(str(ev.get('dataset')))}"
+    if ev.get("in_sample"):
+        return [
+            "## Evaluation",
+            "",
+            f"**In-sample (optimistic):** aidlc computed the metrics below on {rows}, the data "
+            "the model was trained on, because no held-out version was named. Approving this "
+            "version needs the approver to accept that explicitly.",
+            "",
+        ]
+    return [
+        "## Evaluation",
+        "",
+        f"aidlc computed the metrics below on {rows}, a validated version held out from "
+        "training (it shares no row with the training data).",
+        "",
+    ]
+
+
+def _imported(imported: dict[str, Any] | None) -> list[str]:
+    if not imported:
+        return []
+    producer = imported.get("producer") or {}
+    made = " ".join(str(producer[k]) for k in ("framework", "framework_version") if producer.get(k))
+    out = [
+        "## Imported",
+        "",
+        f"- **Format:** {escape_inline(str(imported.get('format')))}",
+        f"- **File SHA-256:** {_code(str(imported.get('sha256')))}",
+        f"- **Made with:** {escape_inline(made) or '—'}",
+    ]
+    if producer.get("opsets"):
+        opsets = ", ".join(f"{k or 'ai.onnx'} {v}" for k, v in sorted(producer["opsets"].items()))
+        out.append(f"- **ONNX opsets:** {escape_inline(opsets)}")
+    mlflow = (imported.get("declared") or {}).get("mlflow")
+    if mlflow:
+        facts = ", ".join(
+            f"{k} {mlflow[k]}"
+            for k in ("mlflow_version", "run_id", "flavor", "flavor_version")
+            if mlflow.get(k)
+        )
+        out.append(f"- **MLflow declared (not verified):** {escape_inline(facts) or '—'}")
+    conversion = imported.get("conversion")
+    if conversion:
+        if conversion.get("served") == "onnx":
+            diff = conversion.get("max_abs_diff", conversion.get("max_rel_diff", 0.0))
+            out.append(
+                "- **Served by ONNX Runtime:** converted with "
+                f"{escape_inline(str(conversion.get('converter')))} "
+                f"{escape_inline(str(conversion.get('converter_version')))}; on "
+                f"{conversion.get('rows')} evaluation rows the labels are equal and the scores "
+                f"differ by at most {float(diff):.2g} (tolerance "
+                f"{float(conversion.get('tolerance', 0.0)):.2g}); the skops file is kept as "
+                "the reference"
+            )
+        else:
+            out.append(
+                "- **Served from the skops file:** "
+                + escape_inline(str(conversion.get("reason", "not converted")))
+            )
+    out.append("")
+    return out
 
 
 def card_json(card: ModelCard) -> bytes:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aidlc.errors import ConfigError, IntegrityError, InvalidInput
+from aidlc.errors import AidlcError, ConfigError, IntegrityError, InvalidInput
 from aidlc.train import estimators
 
 FLAVOR_FILES = {
@@ -22,6 +22,12 @@ FLAVOR_FILES = {
     "lightgbm": "estimator.txt",
     "sklearn": "estimator.skops",
 }
+# The files an imported booster may be kept as: its own format, as the user gave it.
+BOOSTER_FILES = {
+    "xgboost": ("estimator.ubj", "estimator.json"),
+    "lightgbm": ("estimator.txt",),
+}
+MAX_XGBOOST_JSON_BYTES = 512 * 1024**2
 
 MAX_ESTIMATOR_BYTES = 2 * 1024**3
 
@@ -527,24 +533,85 @@ def _load_skops(name: str, data: bytes) -> Any:
     return model
 
 
-def load_estimator(flavor: str, directory: Path) -> Any:
-    """Read the estimator file of `flavor` from `directory`, refusing pickle and unknown types.
+# Arrays of a tree that `_xgboost_trees_ok` checks as numbers (JSON gives them as lists).
+_XGB_JSON_ARRAYS = (
+    *_TREE_ARRAYS,
+    "base_weights",
+    "leaf_weights",
+    "categories",
+    "categories_nodes",
+    "categories_segments",
+    "categories_sizes",
+)
 
-    Call it only on files whose signature has been verified; it reads nothing else.
-    """
-    name = FLAVOR_FILES.get(flavor)
-    if name is None:
-        raise IntegrityError(f"unknown model flavor {flavor!r}")
-    data = _read(directory, name)
+
+def _check_xgboost_json(name: str, data: bytes) -> None:
+    """The same layout and tree checks as for UBJSON, on a model saved as JSON."""
+    import numpy as np
+
+    from aidlc.core.strictjson import unique_object
+
+    bad = IntegrityError(f"{name} is not a complete, consistent XGBoost JSON model")
+    if len(data) > MAX_XGBOOST_JSON_BYTES:
+        raise IntegrityError(f"{name} is larger than {MAX_XGBOOST_JSON_BYTES} bytes")
+    try:
+        document = json.loads(data, object_pairs_hook=unique_object)
+        booster = document["learner"]["gradient_booster"]
+        model = (booster["gbtree"] if booster["name"] == "dart" else booster).get("model", {})
+        for tree in model.get("trees", []):
+            for key in _XGB_JSON_ARRAYS:
+                if key in tree:
+                    values = tree[key]
+                    if not isinstance(values, list) or not all(
+                        isinstance(v, int | float) for v in values
+                    ):
+                        raise bad
+                    kind = (
+                        np.float64
+                        if key
+                        in (
+                            "split_conditions",
+                            "loss_changes",
+                            "sum_hessian",
+                            "base_weights",
+                            "leaf_weights",
+                        )
+                        else np.int64
+                    )
+                    tree[key] = np.asarray(values, dtype=kind)
+        ok = isinstance(document, dict) and _xgboost_trees_ok(document)
+    except IntegrityError:
+        raise
+    except (
+        AidlcError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        RecursionError,
+        OverflowError,
+    ):
+        ok = False
+    if not ok:
+        raise bad
+
+
+def load_booster(flavor: str, name: str, data: bytes) -> Any:
+    """An XGBoost or LightGBM booster from the bytes of its model file, checked before the
+    library parses them (both trust what a model file says and can crash on a bad one)."""
     refuse_pickle(name, data)
+    if flavor not in BOOSTER_FILES:
+        raise IntegrityError(f"unknown booster flavor {flavor!r}")
     if not data.startswith(_MAGIC[flavor]):
         raise IntegrityError(f"{name} is not a {flavor} model file")
-    if flavor == "sklearn":
-        return _load_skops(name, data)
     if flavor == "xgboost":
         import xgboost as xgb
 
-        _check_xgboost_model(name, data)
+        if name.endswith(".json"):
+            _check_xgboost_json(name, data)
+        else:
+            _check_xgboost_model(name, data)
         try:
             booster = xgb.Booster(model_file=bytearray(data))
             booster.save_config()  # the learner is configured lazily: make it check itself now
@@ -564,6 +631,27 @@ def load_estimator(flavor: str, directory: Path) -> Any:
         raise IntegrityError(f"{name} is not a valid LightGBM model") from None
 
 
+def load_estimator(flavor: str, directory: Path, name: str | None = None) -> Any:
+    """Read the estimator file of `flavor` (`name`, by default the flavor's file) from
+    `directory`, refusing pickle and unknown types.
+
+    Call it only on files whose signature has been verified; it reads nothing else.
+    """
+    if name is None:
+        name = FLAVOR_FILES.get(flavor)
+    elif name not in BOOSTER_FILES.get(flavor, ()):
+        raise IntegrityError(f"{name!r} is not a {flavor} model file aidlc reads")
+    if name is None:
+        raise IntegrityError(f"unknown model flavor {flavor!r}")
+    data = _read(directory, name)
+    refuse_pickle(name, data)
+    if flavor == "sklearn":
+        if not data.startswith(_MAGIC[flavor]):
+            raise IntegrityError(f"{name} is not a {flavor} model file")
+        return _load_skops(name, data)
+    return load_booster(flavor, name, data)
+
+
 # -- models trained by users' own code ------------------------------------------------------------
 
 
@@ -571,7 +659,8 @@ def _unfitted(what: str) -> InvalidInput:
     return InvalidInput(f"the {what} is not fitted", hint="fit it before registering it")
 
 
-def _from_xgboost(model: Any) -> Any:
+def from_xgboost_object(model: Any) -> Any:
+    """The booster of a user's fitted XGBoost model, cut at its best iteration."""
     import xgboost as xgb
 
     if isinstance(model, xgb.XGBModel):
@@ -591,7 +680,8 @@ def _from_xgboost(model: Any) -> Any:
     return booster
 
 
-def _from_lightgbm(model: Any) -> Any:
+def from_lightgbm_object(model: Any) -> Any:
+    """A plain booster of a user's fitted LightGBM model, through its text."""
     import lightgbm as lgb
 
     if isinstance(model, lgb.LGBMModel):
@@ -603,56 +693,3 @@ def _from_lightgbm(model: Any) -> Any:
         booster = model
     # Through its text (up to the best iteration, if early stopped): a plain, loaded booster.
     return lgb.Booster(model_str=booster.model_to_string())
-
-
-def _accepted() -> str:
-    return (
-        "an xgboost Booster or XGBModel, a lightgbm Booster or LGBMModel, or a fitted "
-        "scikit-learn " + ", ".join(estimators.SKLEARN_ESTIMATORS)
-    )
-
-
-def from_user_object(model: Any) -> tuple[str, Any]:
-    """(kind, estimator) for a model fitted by users' own code, or InvalidInput.
-
-    >>> from_user_object(object())  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    aidlc.errors.InvalidInput: cannot register a builtins.object; aidlc accepts an xgboost ...
-    """
-    cls = type(model)
-    package = cls.__module__.partition(".")[0]
-    if package == "xgboost":
-        import xgboost as xgb
-
-        if isinstance(model, xgb.Booster | xgb.XGBModel):
-            booster = _from_xgboost(model)
-            estimators.task_of("xgboost", booster)
-            return "xgboost", booster
-    elif package == "lightgbm":
-        import lightgbm as lgb
-
-        if isinstance(model, lgb.Booster | lgb.LGBMModel):
-            booster = _from_lightgbm(model)
-            estimators.task_of("lightgbm", booster)
-            return "lightgbm", booster
-    elif package == "sklearn" and cls.__name__ in estimators.SKLEARN_ESTIMATORS:
-        import numpy as np
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
-
-        if cls is estimators.sklearn_estimator(cls.__name__):
-            try:
-                check_is_fitted(model)
-            except NotFittedError:
-                raise _unfitted(cls.__name__) from None
-            classes = getattr(model, "classes_", None)
-            if classes is not None and not np.array_equal(classes, np.arange(len(classes))):
-                raise InvalidInput(
-                    f"the {cls.__name__} was fitted on labels {list(classes)[:5]}, "
-                    "not on class indices 0..k-1",
-                    hint="encode the labels as indices and pass the labels as `classes`",
-                )
-            return f"sklearn.{cls.__name__}", model
-    raise InvalidInput(
-        f"cannot register a {cls.__module__}.{cls.__qualname__}; aidlc accepts {_accepted()}"
-    )

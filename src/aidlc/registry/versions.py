@@ -343,9 +343,12 @@ class Registration:
     limitations: str = ""
     owner: str = ""
     baseline: dict[str, Any] | None = None
+    flavor: str = ""  # imports name theirs; for models aidlc trains it follows from the kind
+    imported: dict[str, Any] | None = None  # where an imported model came from
+    evaluation: dict[str, Any] | None = None  # where aidlc evaluated an imported model
 
 
-def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
+def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
     if len(tags) > 50:
         raise InvalidInput("a model version holds at most 50 tags")
     for key, value in tags.items():
@@ -385,7 +388,7 @@ def register_bundle(ws: Workspace, name: str, bundle_dir: Path, reg: Registratio
 
     check_model_name(name)
     principal = ws.authorize("model.register", f"model:{name}")
-    tags = _check_tags(reg.tags)
+    tags = check_tags(reg.tags)
     for relative in signing.model_files(bundle_dir):
         with (bundle_dir / relative).open("rb") as fh:
             formats.refuse_pickle(relative, fh.read(4096))
@@ -411,7 +414,7 @@ def register_bundle(ws: Workspace, name: str, bundle_dir: Path, reg: Registratio
         limitations=reg.limitations,
         owner=reg.owner,
         task=reg.task,
-        flavor=formats.flavor_of(reg.kind),
+        flavor=reg.flavor or formats.flavor_of(reg.kind),
         target=reg.target,
         features=reg.features,
         classes=[str(c) for c in reg.classes] if reg.classes is not None else None,
@@ -434,6 +437,8 @@ def register_bundle(ws: Workspace, name: str, bundle_dir: Path, reg: Registratio
         model_digest=digest,
         created_at=created_at,
         tags=tags,
+        imported=reg.imported,
+        evaluation=reg.evaluation,
     )
     documents = {
         "model.sig": signature,
@@ -477,6 +482,9 @@ def register_bundle(ws: Workspace, name: str, bundle_dir: Path, reg: Registratio
         },
         "created_at": created_at.isoformat(),
     }
+    if reg.imported is not None:
+        statement["imported"] = reg.imported
+        statement["evaluation"] = reg.evaluation
     try:
         with ws.transaction() as session:
             model = model_record(session, name)
@@ -509,6 +517,11 @@ def register_bundle(ws: Workspace, name: str, bundle_dir: Path, reg: Registratio
                     "run": reg.run_id,
                     "gates_passed": reg.gates_passed,
                     "datasets": [d["ref"] for d in reg.datasets],
+                    **(
+                        {"imported": reg.imported["format"], "sha256": reg.imported["sha256"]}
+                        if reg.imported
+                        else {}
+                    ),
                 },
             )
             move_alias(ws, session, model, "candidate", version, "registered", principal.name)
@@ -571,7 +584,7 @@ def move_alias(
     return previous
 
 
-def _schema_of(
+def schema_of(
     ws: Workspace, datasets: Sequence[dict[str, Any]], features: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Input schema: the data contract's column specs for the model's input features."""
@@ -591,57 +604,25 @@ def register_model(
     model: Any,
     *,
     run: Run | None = None,
-    features: Sequence[str],
+    trained_on: str | None = None,
     target: str,
-    classes: Sequence[Any] | None = None,
-    metrics: Mapping[str, float] | None = None,
-    description: str = "",
-    tags: Mapping[str, str] | None = None,
-    intended_use: str = "",
-    limitations: str = "",
-    owner: str = "",
+    **kwargs: Any,
 ) -> ModelVersion:
-    """Register a model trained by custom code (the Python API behind `run.register_model`).
+    """Register a model trained by custom code (the Python API behind `run.register_model`):
+    an import (see `aidlc.registry.importing.import_model`) whose training data defaults to the
+    one validated version the run read. aidlc computes its metrics and gates itself."""
+    from aidlc.registry.importing import import_model
 
-    The model sees the columns `features` as they are (no preprocessing): its bundle's input
-    schema comes from the data contract of the datasets the run read. Classifiers must give
-    `classes`, the label of each class index, in order.
-    """
-    from aidlc.registry import formats
-    from aidlc.train.preprocess import Preprocessor
-
-    principal = ws.authorize("model.register", f"model:{name}")
-    kind, estimator = formats.from_user_object(model)
-    features = list(features)
-    if not features or len(set(features)) != len(features):
-        raise InvalidInput("features must be a non-empty list of distinct column names")
-    task = "classification" if classes is not None else "regression"
-    if classes is not None and len(classes) < 2:
-        raise InvalidInput("a classifier needs at least two classes")
-    info = run.info() if run is not None else None
-    return register_fitted(
-        ws,
-        name,
-        estimator,
-        Preprocessor(input_features=features, output_features=features, steps=[]),
-        Registration(
-            kind=kind,
-            task=task,
-            target=target,
-            features=features,
-            classes=list(classes) if classes is not None else None,
-            metrics=dict(metrics or (info.metrics if info else {})),
-            gates=[],
-            gates_passed=True,
-            datasets=info.datasets if info is not None else [],
-            trained_by=principal.name,
-            run_id=run.id if run is not None else None,
-            description=description,
-            tags=dict(tags or {}),
-            intended_use=intended_use,
-            limitations=limitations,
-            owner=owner,
-        ),
+    if trained_on is None:
+        read = run.info().datasets if run is not None else []
+        if len(read) != 1:
+            raise UsageError(
+                "say which validated version the model was trained on: trained_on='NAME@V'"
+                + (f" (the run read {len(read)})" if read else "")
+            )
+        trained_on = read[0]["ref"]
+    return import_model(
+        ws, model, name=name, trained_on=trained_on, target=target, run=run, **kwargs
     )
 
 
@@ -652,8 +633,8 @@ def register_fitted(
     contract of `reg.datasets`), then sign and register it."""
     from aidlc.registry.model import write_bundle
 
-    schema = _schema_of(ws, reg.datasets, reg.features)
-    with _private_dir() as tmp:
+    schema = schema_of(ws, reg.datasets, reg.features)
+    with private_dir() as tmp:
         write_bundle(
             tmp / "model",
             kind=reg.kind,
@@ -671,7 +652,7 @@ def register_fitted(
 
 
 @contextmanager
-def _private_dir() -> Iterator[Path]:
+def private_dir() -> Iterator[Path]:
     """A directory only this user can read, removed afterwards (decrypted files live briefly)."""
     path = Path(tempfile.mkdtemp(prefix="aidlc-model-"))
     try:
@@ -786,7 +767,7 @@ def verify(ws: Workspace, ref: str) -> Verification:
     """Check a version end to end (statement, digests, OpenSSF signature) without loading it."""
     name, rec = _locate(ws, ref)
     label = f"{name}@{rec.version}"
-    with _private_dir() as tmp:
+    with private_dir() as tmp:
         statement, documents = _guarded(
             ws, label, "model.verify", lambda: _materialize(ws, name, rec, tmp)
         )
@@ -807,7 +788,7 @@ def load_model(ws: Workspace, ref: str, *, require_approved: bool = False) -> Lo
         _materialize(ws, name, rec, tmp)
         return read_bundle(tmp / "model")
 
-    with _private_dir() as tmp:
+    with private_dir() as tmp:
         loaded = _guarded(ws, label, "model.load", lambda: verified_then_read(tmp))
     _done(ws, "model.load", label, {"model_digest": rec.model_digest})
     return loaded
@@ -830,7 +811,7 @@ def export(ws: Workspace, ref: str, directory: Path) -> list[str]:
     if directory.exists() and any(directory.iterdir()):
         raise Conflict(f"{directory} is not empty; export into a new or empty directory")
     label = f"{name}@{rec.version}"
-    with _private_dir() as tmp:
+    with private_dir() as tmp:
         _, documents = _guarded(ws, label, "model.export", lambda: _materialize(ws, name, rec, tmp))
         directory.mkdir(parents=True, exist_ok=True)
         shutil.copytree(tmp / "model", directory / "model")
@@ -850,7 +831,7 @@ def set_tag(ws: Workspace, ref: str, key: str, value: str | None) -> None:
     name, selector = parse_model_ref(ref)
     ws.authorize("model.register", f"model:{ref[:100]}")
     if value is not None:
-        _check_tags({key: value})
+        check_tags({key: value})
     elif not _TAG_KEY.match(key):
         raise InvalidInput(f"invalid tag name {key[:60]!r}")
     with ws.transaction() as session:

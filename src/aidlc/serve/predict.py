@@ -387,10 +387,17 @@ class ServedModel:
         self.schema = model.bundle.input_schema
         self._fields = _fields(self.schema)
         self._by_name = {f.name: f for f in self._fields}
+        # Imported models run in their own runtime (scikit-learn object, ONNX Runtime) on the
+        # feature columns; models aidlc trained run its preprocessing and estimator code.
+        self._runtime = model.runtime
         # Numeric pipelines run in numpy: a data frame costs more than the model on small requests.
-        self._numeric_inputs = not model.preprocessor.categorical and all(
-            self._by_name.get(n) is None or self._by_name[n].dtype in (*_NUMERIC, "bool")
-            for n in model.preprocessor.input_features
+        self._numeric_inputs = (
+            self._runtime is None
+            and not model.preprocessor.categorical
+            and all(
+                self._by_name.get(n) is None or self._by_name[n].dtype in (*_NUMERIC, "bool")
+                for n in model.preprocessor.input_features
+            )
         )
         self._refs = _references(baseline, model.features)
         self._plain = _plain_schema(self._fields)
@@ -400,7 +407,9 @@ class ServedModel:
         self._screen_columns = (
             plain.columns(self._screen.names) if plain is not None and self._screen else None
         )
-        self._linear = _linear(model.bundle.kind, model.estimator)
+        self._linear = (
+            _linear(model.bundle.kind, model.estimator) if self._runtime is None else None
+        )
         self.divergence_tolerance = _tolerance(baseline.get("predictions") or {})
 
     @property
@@ -557,19 +566,24 @@ class ServedModel:
         from aidlc.train import estimators
 
         kind = self.model.bundle.kind
-        X = self.matrix(rows)
-        out = self._linear.predict(X) if self._linear is not None else None
-        if out is None:
-            out = estimators.predict(kind, self.model.estimator, X)
+        proba = None
+        if self._runtime is not None:
+            wanted = probabilities and self.task == "classification"
+            columns = {f: [r.get(f) for r in rows] for f in self.model.features}
+            out, raw = self._runtime.run(columns, probabilities=wanted)
+            proba = raw.tolist() if wanted and raw is not None else None
+        else:
+            X = self.matrix(rows)
+            fast = self._linear.predict(X) if self._linear is not None else None
+            out = fast if fast is not None else estimators.predict(kind, self.model.estimator, X)
+            if probabilities and self.task == "classification":
+                p = estimators.predict_proba(kind, self.model.estimator, X)
+                proba = None if p is None else p.tolist()
         if self.task == "classification":
             classes = self.classes or []
             labels: list[Any] = [classes[int(i)] for i in out]
         else:
             labels = [float(v) for v in out]
-        proba = None
-        if probabilities and self.task == "classification":
-            p = estimators.predict_proba(kind, self.model.estimator, X)
-            proba = None if p is None else p.tolist()
         ood, anomaly = self.out_of_distribution(rows)
         return Prediction(labels, proba, ood, anomaly)
 

@@ -869,8 +869,11 @@ def _boosting_output(kind: str, model: Any, X: np.ndarray, margin: bool = False)
         if kind == "xgboost":
             import xgboost as xgb
 
-            # a DMatrix, not inplace_predict, which linear boosters lack
-            out = model.predict(xgb.DMatrix(X, missing=np.nan), output_margin=margin)
+            # a DMatrix, not inplace_predict, which linear boosters lack; an imported booster
+            # that names its features gets the columns under those names (aidlc built the
+            # matrix in that order)
+            matrix = xgb.DMatrix(X, missing=np.nan, feature_names=model.feature_names)
+            out = model.predict(matrix, output_margin=margin)
         else:
             out = model.predict(X)
     except errors as exc:
