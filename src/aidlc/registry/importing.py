@@ -77,10 +77,20 @@ class Candidate:
     declared: dict[str, Any] = field(default_factory=dict)  # what an MLflow directory says
     named_inputs: bool = True  # a scikit-learn model fitted on named columns
     mlflow: MlflowModel | None = None
+    _session: Any = None
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+    def session(self) -> Any:
+        """The ONNX Runtime session of an ONNX candidate, made once (large graphs take
+        seconds to load)."""
+        from aidlc.registry import onnxfile
+
+        if self._session is None:
+            self._session = onnxfile.onnx_session(self.data, threads=_threads())
+        return self._session
 
 
 # -- reading what the user brought --------------------------------------------------------------
@@ -234,6 +244,18 @@ def _from_booster(
     )
 
 
+def _threads() -> int:
+    # evaluation is a batch job: every core the process may use
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def _is_onnx(name: str, data: bytes) -> bool:
+    # a ModelProto's first field is its ir_version (field 1, varint: byte 0x08)
+    return name.lower().endswith(".onnx") or data[:1] == b"\x08"
+
+
 def _from_bytes(data: bytes, name: str) -> Candidate:
     """Tell the format from the bytes (never from a name alone) and read it."""
     _checked(lambda: formats.refuse_pickle(name, data[:4096]))
@@ -245,11 +267,19 @@ def _from_bytes(data: bytes, name: str) -> Candidate:
         # JSON follows its brace with a quote or white space, UBJSON with a type marker
         json_like = data[1:2] in (b'"', b" ", b"\n", b"\r", b"\t", b"}")
         return _from_booster("xgboost", data, "xgboost-json" if json_like else "xgboost-ubj")
-    if name.lower().endswith(".onnx") or data[:1] == b"\x08":  # ModelProto field 1: ir_version
+    if _is_onnx(name, data):
         return _from_onnx(data)
     raise InvalidInput(
         f"cannot tell what kind of model {name} is", hint=f"aidlc imports {_ACCEPTED}"
     )
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4096)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path.name}: {exc.strerror or exc}") from None
 
 
 def _read_file(path: Path) -> bytes:
@@ -264,12 +294,21 @@ def _read_file(path: Path) -> bytes:
         raise InvalidInput(f"cannot read {path.name}: {exc.strerror or exc}") from None
 
 
+def _read_onnx(path: Path) -> bytes:
+    """An ONNX file with any external data (from its own folder only) inlined."""
+    from aidlc.registry import onnxfile
+
+    return onnxfile.load_onnx_file(path)
+
+
 def _from_mlflow(directory: Path) -> Candidate:
     from aidlc.registry import mlflowdir, skopsaudit
 
     found = mlflowdir.read_mlflow_dir(directory)
-    data = _read_file(found.artifact)
     fmt = found.artifact_format
+    # the bytes loaded are the bytes checked: read once, refused if they are a pickle
+    data = _read_onnx(found.artifact) if fmt == "onnx" else _read_file(found.artifact)
+    _checked(lambda: formats.refuse_pickle(found.artifact.name, data[:4096]))
     if fmt == "lightgbm-skops":
         text, classes = skopsaudit.lightgbm_from_skops(data, name=found.artifact.name)
         candidate = _from_booster(
@@ -350,6 +389,10 @@ def read_source(source: Any) -> Candidate:
             return _from_mlflow(path)
         if not path.exists():
             raise NotFound(f"no file {str(path)[:200]}")
+        head = _read_head(path)
+        _checked(lambda: formats.refuse_pickle(path.name, head))
+        if _is_onnx(path.name, head):
+            return _from_onnx(_read_onnx(path))
         return _from_bytes(_read_file(path), path.name)
     return _from_object(source)
 
@@ -542,10 +585,9 @@ def _runner(
             bundle, Preprocessor(bundle.features, bundle.features, []), None, built
         )
     else:
-        from aidlc.registry import onnxfile
-
-        session = onnxfile.onnx_session(candidate.data)
-        built = runtime.OnnxRuntime(session, bundle.onnx or {}, bundle.task, bundle.model_classes)
+        built = runtime.OnnxRuntime(
+            candidate.session(), bundle.onnx or {}, bundle.task, bundle.model_classes
+        )
         loaded = LoadedModel(
             bundle, Preprocessor(bundle.features, bundle.features, []), None, built
         )
@@ -610,7 +652,7 @@ def _convert(
         facts = onnxfile.inspect_onnx(data)
         plan = runtime.plan_onnx(facts, features, dtypes)
         spec = runtime.finish_plan(plan, task, None)
-        session = onnxfile.onnx_session(data)
+        session = onnxfile.onnx_session(data, threads=_threads())
         graph_runtime = runtime.OnnxRuntime(session, spec, task, model_classes)
         out, proba = graph_runtime.run(graph_runtime.columns_of(frame), probabilities=True)
     except AidlcError as exc:
@@ -1023,9 +1065,7 @@ def _onnx_class_count(candidate: Candidate, default: int) -> int:
 
 def _onnx_scores(candidate: Candidate, plan: runtime.OnnxPlan, frame: pl.DataFrame) -> Any:
     """The raw class scores of the graph on some evaluation rows (to tell logits)."""
-    from aidlc.registry import onnxfile
-
-    session = onnxfile.onnx_session(candidate.data)
+    session = candidate.session()
     graph = runtime.OnnxRuntime(session, {**plan.spec, "values": None}, "classification", None)
     feeds = graph.feeds(graph.columns_of(frame))
     try:
