@@ -292,6 +292,14 @@ def test_quickstart_keeps_its_workspace_and_demo_tokens_when_asked(tmp_path):
     assert "retrained candidate breast-cancer@3 registered" in said
     assert "canary at 25% started by the policy" in said
     assert "KPIs screenings 300, referrals 41" in said
+    assert "bring your own model: from a notebook to production" in said
+    assert "Pipeline(ColumnTransformer(impute + scale 8 numbers, one-hot sex and bmi_class)" in said
+    assert re.search(r"imported progression@1: aidlc's own metrics on 110 held-out patients", said)
+    assert "gate r2 >= 0.3 passed" in said and "so it serves the graph" in said
+    assert "lead tries to approve her import: denied" in said
+    assert "approved by approver → progression@production" in said
+    assert "sex = 'unknown' → 422: sex is not one of the allowed values" in said
+    assert re.search(r"monitor run --model progression` → breach: drift in bmi, bmi_class", said)
     assert "controls, lineage, posture, threats" in said
     assert re.search(r"compliance report --framework all` → \d+ pass, \d+ fail", said)
     assert "pass Encryption at rest (hipaa 164.312(a)(2)(iv)" in said

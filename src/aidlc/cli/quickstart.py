@@ -516,6 +516,151 @@ def _monitoring(out: Any, ws_root: Path, tokens: dict[str, str], root: Path) -> 
     approver.close()
 
 
+def _notebook(out: Any, ws_root: Path, tokens: dict[str, str], root: Path) -> None:
+    """Bring your own model: a scikit-learn Pipeline with a ColumnTransformer over numeric and
+    text columns, fitted in plain Python, imported (aidlc judges it on held-out data), approved
+    by someone else, served over HTTP and watched for drift."""
+    import httpx
+    import skops.io
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from aidlc.core.workspace import Workspace
+    from aidlc.data.contract import parse_contract
+    from aidlc.data.ingest import ingest
+    from aidlc.data.versions import read_version
+    from aidlc.demo import diabetes
+    from aidlc.errors import PermissionDenied
+    from aidlc.monitor import runner
+    from aidlc.registry import approval, importing
+    from aidlc.serve.app import Server
+
+    out.rule("[bold]Deployment[/] — bring your own model: from a notebook to production")
+    steward = Workspace.open(ws_root, token=tokens["steward"])
+    train_file, holdout_file = diabetes.write_files(root / "inbox")
+    contract = parse_contract(diabetes.contract(diabetes.frame()), source="demo contract")
+    train_ref = ingest(steward, train_file, "diabetes", contract=contract).ref
+    holdout_ref = ingest(steward, holdout_file, "diabetes").ref
+    steward.close()
+    out.print(
+        f"steward ingests the diabetes study (Efron et al. 2004) through the gate: {train_ref} "
+        f"({diabetes.TRAIN_ROWS} patients) for training, {holdout_ref} (110) held out"
+    )
+
+    lead = Workspace.open(ws_root, token=tokens["lead"])
+    frame = read_version(lead, str(train_ref))
+    numeric = ["age", "bmi", "bp", *diabetes.SERUM.values()]
+    text = ["sex", "bmi_class"]
+    pipeline = Pipeline(
+        [
+            (
+                "prepare",
+                ColumnTransformer(
+                    [
+                        ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numeric),
+                        ("categories", OneHotEncoder(handle_unknown="ignore"), text),
+                    ]
+                ),
+            ),
+            ("model", Ridge(alpha=1.0)),
+        ]
+    )
+    pipeline.fit(frame.select(numeric + text), frame["progression"])
+    notebook_file = root / "progression.skops"
+    skops.io.dump(pipeline, notebook_file)
+    out.print(
+        "lead, in a notebook: Pipeline(ColumnTransformer(impute + scale 8 numbers, one-hot "
+        "sex and bmi_class), Ridge), fitted on the validated rows, saved with skops.io.dump"
+    )
+    out.print(
+        f"  `aidlc models import {notebook_file.name} --name progression --trained-on "
+        f"{train_ref} --evaluate-on {holdout_ref} --target progression --gate 'r2 >= 0.3'`"
+    )
+    version = importing.import_model(
+        lead,
+        notebook_file,
+        name="progression",
+        trained_on=str(train_ref),
+        evaluate_on=str(holdout_ref),
+        target="progression",
+        gates=["r2 >= 0.3"],
+        owner="ml-team@example.org",
+        intended_use="Flags patients whose disease may progress fastest, for an earlier review.",
+        limitations="442 patients of one 2004 study; not validated for other populations.",
+    )
+    evaluation = version.statement["evaluation"]
+    conversion = version.statement["imported"]["conversion"]
+    out.print(
+        f"[green]✓ imported[/] {version.ref}: aidlc's own metrics on {evaluation['rows']} "
+        f"held-out patients: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in version.metrics.items())
+        + f"; gate r2 >= 0.3 {'passed' if version.gates_passed else 'FAILED'}"
+    )
+    if conversion["served"] == "onnx":
+        out.print(
+            f"  converted with skl2onnx {conversion['converter_version']}: ONNX Runtime gives "
+            f"the same values within {conversion['max_rel_diff']:.1e} (relative) on the "
+            "held-out rows, so it serves the graph; the skops file stays as the reference"
+        )
+    else:
+        out.print(f"  served from the skops file: {conversion['reason']}")
+    out.print(
+        "  inputs checked against the diabetes contract, signed, card + ML-BOM (scikit-learn, "
+        "skl2onnx, ONNX opset), drift baseline from the training version"
+    )
+    try:
+        approval.approve(lead, version.ref, reason="my notebook, my call")
+    except PermissionDenied as exc:
+        out.print(f"  lead tries to approve her import: [yellow]denied[/] ({exc.message})")
+    lead.close()
+    approver = Workspace.open(ws_root, token=tokens["approver"])
+    approval.approve(approver, version.ref, reason="held-out metrics and card reviewed")
+    approver.close()
+    out.print(f"[green]✓ approved[/] by approver → {version.name}@production")
+
+    api = Workspace.open(ws_root, token=tokens["api"])
+    server = Server(api, api.config.serve.model_copy(update={"rate_limit": "100/second"}))
+    http, thread, url = _serve_thread(server)
+    auth = {"Authorization": f"Bearer {tokens['api']}"}
+    predict = f"{url}/v1/models/progression:predict"
+    holdout = diabetes.frame().filter(
+        ~diabetes.frame()["patient_id"].is_in(frame["patient_id"].implode())
+    )
+    records = holdout.select(numeric + text).to_dicts()
+    heavier = [
+        {**r, "bmi": r["bmi"] * 1.25, "bmi_class": "obese"} for r in records
+    ]  # a heavier population: bmi and its band move
+    try:
+        with httpx.Client(timeout=30) as client:
+            r = client.post(predict, headers=auth, json={"records": records[:2]})
+            shown = [round(p["prediction"], 1) for p in r.json()["predictions"]]
+            out.print(
+                f"  POST /v1/models/progression:predict (2 patients) → {r.status_code}: {shown}"
+            )
+            r = client.post(
+                predict, headers=auth, json={"records": [{**records[0], "sex": "unknown"}]}
+            )
+            problem = r.json()["problems"][0]
+            out.print(
+                f"  sex = 'unknown' → {r.status_code}: {problem['field']} {problem['problem']}"
+            )
+            for i in range(0, len(heavier), 50):
+                client.post(predict, headers=auth, json={"records": heavier[i : i + 50]})
+    finally:
+        http.should_exit = True
+        thread.join(timeout=60)
+    (report,) = runner.run(api, model="progression", window="1h")
+    drift = report.document["drift"]
+    out.print(
+        f"  {len(heavier)} heavier patients later, `aidlc monitor run --model progression` → "
+        f"{report.report.verdict}: drift in {', '.join(drift['drifted']) or 'nothing'}"
+    )
+    api.close()
+
+
 # a control's status, coloured
 _STATUS_COLOURS = {"pass": "green", "fail": "red"}  # nosec B105 - a verdict, not a password
 
@@ -707,6 +852,7 @@ def quickstart(
         _deployment(out, ws_root, tokens, root)
         _learning(out, ws_root, tokens, root)
         _monitoring(out, ws_root, tokens, root)
+        _notebook(out, ws_root, tokens, root)
 
         auditor = Workspace.open(ws_root, token=tokens["auditor"])
         try:
