@@ -313,6 +313,49 @@ def test_the_trainer_of_a_version_cannot_approve_it(console: Any, console_env: S
     assert (denied[-1].actor, denied[-1].details) == ("lead", {"reason": message})
 
 
+def test_an_in_sample_import_is_approved_only_when_the_approver_ticks_the_acceptance(
+    console: Any, console_env: Served
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from aidlc.data.versions import read_version
+    from aidlc.registry import importing, versions
+
+    with console_env.open("trainer") as trainer:
+        frame = read_version(trainer, "breast-cancer@1")
+        features = ["mean_radius", "mean_texture", "worst_area"]
+        model = LogisticRegression(max_iter=5000).fit(
+            frame.select(features).to_pandas(), frame["diagnosis"].to_list()
+        )
+        version = importing.import_model(
+            trainer, model, name="imported", trained_on="breast-cancer@1", target="diagnosis"
+        )
+    assert version.statement["evaluation"]["in_sample"]
+    client = console()
+    csrf = signed(client, console_env, "approver")
+    page = client.get("/console/models/imported?version=1")
+    assert "in-sample (optimistic)" in page.text and 'name="accept_in_sample"' in page.text
+    refused = client.post(
+        "/console/models/imported/approve",
+        data={"version": "1", "to": "staging", "reason": "ok", "csrf": csrf},
+    )
+    assert "--accept-in-sample" in flash_of(refused)["error"][0]
+    accepted = client.post(
+        "/console/models/imported/approve",
+        data={
+            "version": "1",
+            "to": "staging",
+            "reason": "pilot",
+            "accept_in_sample": "yes",
+            "csrf": csrf,
+        },
+    )
+    assert flash_of(accepted)["ok"] == ["Approved imported@1; aliases now: candidate, staging."]
+    with console_env.open("approver") as ws:
+        assert versions.resolve(ws, "imported@1").status == "approved"
+    assert events(console_env, "model.approve")[-1].details["accepted_in_sample"] is True
+
+
 def test_a_principal_without_the_role_gets_a_403_for_the_action(
     console: Any, console_env: Served
 ) -> None:

@@ -160,6 +160,7 @@ def _version(ws: Workspace, v: ModelVersion, query: Mapping[str, str]) -> Html:
         ("Registered by", v.registered_by),
         ("Registered", _when(v.created_at)),
         ("Run", v.run_id or "—"),
+        ("Evaluated on", _evaluation(v)),
         ("Tags", ", ".join(f"{k}={val}" for k, val in sorted(v.tags.items())) or "—"),
         ("Signature", signature),
     ]
@@ -187,13 +188,24 @@ def _version(ws: Workspace, v: ModelVersion, query: Mapping[str, str]) -> Html:
                 h("option", {"value": "production"}, "production"),
             ),
         )
+        fields: list[object] = [target, text_field("reason", "Reason for approving")]
+        if (v.statement.get("evaluation") or {}).get("in_sample"):
+            # approving in-sample metrics is a decision of its own, never a default
+            fields.append(
+                h(
+                    "label",
+                    None,
+                    h("input", {"type": "checkbox", "name": "accept_in_sample", "value": "yes"}),
+                    " I accept metrics computed on the training data (in-sample, optimistic)",
+                )
+            )
         parts.append(
             action_form(
                 f"{base}/approve",
                 csrf,
                 f"Approve {v.ref}",
                 hidden={"version": str(v.version)},
-                fields=[target, text_field("reason", "Reason for approving")],
+                fields=fields,
                 label=f"Approve {v.ref}",
             )
         )
@@ -225,6 +237,15 @@ def _version(ws: Workspace, v: ModelVersion, query: Mapping[str, str]) -> Html:
     return h("section", {"aria-labelledby": "version"}, *parts)
 
 
+def _evaluation(v: ModelVersion) -> str:
+    """Where an imported version's metrics come from; trained versions say so in their run."""
+    evaluation = v.statement.get("evaluation")
+    if not evaluation:
+        return "its training run's held-out split"
+    where = f"{evaluation.get('rows')} rows of {evaluation.get('dataset')}"
+    return f"{where} — in-sample (optimistic)" if evaluation.get("in_sample") else where
+
+
 def _ref(name: str, form: Mapping[str, str]) -> str:
     version = form.get("version", "")
     if not (version.isascii() and version.isdigit()) or len(version) > 18:
@@ -235,7 +256,13 @@ def _ref(name: str, form: Mapping[str, str]) -> str:
 def approve(ws: Workspace, name: str, form: Mapping[str, str]) -> str:
     """The approve action: approve `name@version` to `to` as the signed-in principal."""
     ref = _ref(name, form)
-    done = approval.approve(ws, ref, to=form.get("to", "staging"), reason=form.get("reason", ""))
+    done = approval.approve(
+        ws,
+        ref,
+        to=form.get("to", "staging"),
+        reason=form.get("reason", ""),
+        accept_in_sample=form.get("accept_in_sample") == "yes",
+    )
     return f"Approved {done.ref}; aliases now: {', '.join(done.aliases) or 'none'}."
 
 
