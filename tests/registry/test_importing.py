@@ -1205,6 +1205,10 @@ def test_the_cli_imports_and_prints_the_ref_for_scripts(env, data, tmp_path):
         who="approver",
     )
     assert accepted.returncode == 0, accepted.stderr
+    shown = run_cli("models", "show", "readmission@2", env=env, who="auditor")
+    said = " ".join(shown.stdout.split())
+    assert "imported skops" in said and "made with scikit-learn" in said
+    assert f"evaluated on 2000 rows of {env.train} (in-sample, optimistic)" in said
 
 
 def test_monitoring_an_imported_pipeline_flags_drift_in_numeric_and_text_columns(

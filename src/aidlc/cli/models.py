@@ -86,6 +86,20 @@ def show(ref: REF, json_out: JSON = False) -> None:
     out.print(f"  digest   {version.model_digest}")
     out.print(f"  trained  by {version.trained_by} (run {version.run_id or '-'})")
     out.print(f"  by       {version.registered_by} on {version.created_at:%Y-%m-%d %H:%M} UTC")
+    imported = version.statement.get("imported")
+    if imported:
+        producer = imported.get("producer") or {}
+        made = " ".join(str(producer.get(k) or "") for k in ("framework", "framework_version"))
+        served = (imported.get("conversion") or {}).get("served")
+        out.print(
+            f"  imported {imported['format']} (sha256 {str(imported['sha256'])[:16]}…), made with "
+            f"{made.strip() or 'unknown'}"
+            + (f"; served by {'ONNX Runtime' if served == 'onnx' else 'skops'}" if served else "")
+        )
+    evaluation = version.statement.get("evaluation")
+    if evaluation:
+        kind = "in-sample, optimistic" if evaluation.get("in_sample") else "held out"
+        out.print(f"  evaluated on {evaluation['rows']} rows of {evaluation['dataset']} ({kind})")
     for key, value in version.metrics.items():
         out.print(f"  metric   {key} = {value:.4f}")
     for gate in version.statement.get("gates", []):

@@ -764,9 +764,10 @@ def import_model(
     candidate = read_source(source)
     train_version = _resolve(ws, trained_on, "--trained-on")
     eval_version = _resolve(ws, evaluate_on, "--evaluate-on") if evaluate_on else None
-    run_id = run.id if run is not None else None
-    if run is None:
-        run_id = tracking.create_run(
+    run_id = (
+        run.id
+        if run is not None
+        else tracking.create_run(
             ws,
             f"import-{name}"[:64],
             kind="import",
@@ -776,7 +777,7 @@ def import_model(
                 "model": name,
             },
         )
-    assert run_id is not None
+    )
     try:
         version = _import(
             ws,

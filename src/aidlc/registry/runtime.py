@@ -258,9 +258,9 @@ class OnnxRuntime:
         proba = None
         if spec.get("scores") is not None and (probabilities or spec.get("label") is None):
             proba = self._probabilities(results[spec["scores"]])
-        if spec.get("label") is not None:
+        if spec.get("label") is not None or proba is None:
+            # the manifest check makes one of label and scores present
             return self._labels.indices(results[spec["label"]]), proba
-        assert proba is not None  # the manifest check makes one of label and scores present
         return np.asarray(proba.argmax(axis=1), dtype=np.int64), proba
 
     def _probabilities(self, raw: Any) -> np.ndarray:
