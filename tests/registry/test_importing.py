@@ -575,6 +575,15 @@ def test_without_a_held_out_version_metrics_are_in_sample_and_approval_must_acce
         events = [e for e in auditor.audit.events() if e.action == "model.approve"]
     assert events[0].outcome == "denied" and "in-sample" in events[0].details["reason"]
     assert events[-1].outcome == "ok" and events[-1].details["accepted_in_sample"] is True
+    from aidlc.govern import threats
+
+    with env.open("auditor") as auditor:
+        model = threats.threat_model(auditor)
+    (transfer,) = [t for t in model["threats"] if t["id"] == "transfer-learning"]
+    assert (
+        "1 imported model version(s), each signed and approved like any" in transfer["mitigations"]
+    )
+    assert any("approved on in-sample metrics" in g for g in transfer["gaps"])
 
 
 def test_a_held_out_version_sharing_rows_with_the_training_data_is_refused(env, data, tmp_path):
