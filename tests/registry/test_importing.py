@@ -1259,3 +1259,32 @@ def test_every_exception_from_hostile_python_objects_is_an_aidlc_error():
     for thing in (object(), 3, "a string is not a path to anything", {"a": 1}):
         with pytest.raises((InvalidInput, NotFound, UsageError, ConfigError, IntegrityError)):
             importing.read_source(thing if not isinstance(thing, str) else Path(thing))
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_import_approve_and_load_on_each_metadata_backend(backend, make_env, data, tmp_path):
+    """The import's records (run, statement, approval) on SQLite and on a real PostgreSQL."""
+    built = make_env(backend, users={n: r[0] for n, r in USERS.items()})
+    target = Env(built.root, built.tokens, "", "")
+    target.train, target.holdout = claims.ingest(target, tmp_path / "data")
+    brought = _sklearn_pipeline(_logreg(), tmp_path, data)
+    with target.open("trainer") as trainer:
+        version = importing.import_model(
+            trainer,
+            brought.source,
+            name="readmission",
+            trained_on=target.train,
+            evaluate_on=target.holdout,
+            target="readmitted",
+        )
+    with target.open("approver") as approver:
+        approval.approve(approver, version.ref, reason="ok")
+        loaded = versions.load_model(approver, "readmission@production", require_approved=True)
+        assert versions.verify(approver, version.ref).model_digest == version.model_digest
+    import polars as pl
+
+    _, holdout = data
+    rows = pl.from_pandas(holdout[claims.FEATURES].head(50))
+    assert loaded.predict(rows) == [str(v) for v in brought.labels[:50]]
