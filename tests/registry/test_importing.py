@@ -1288,3 +1288,80 @@ def test_import_approve_and_load_on_each_metadata_backend(backend, make_env, dat
     _, holdout = data
     rows = pl.from_pandas(holdout[claims.FEATURES].head(50))
     assert loaded.predict(rows) == [str(v) for v in brought.labels[:50]]
+
+
+def _rollout_pair(env: Env, data: Any, tmp_path: Path) -> None:
+    """readmission@1 (ONNX path) in production, @2 (skops path) approved to staging."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = _sklearn_pipeline(_logreg(), tmp_path / "one", data)
+    second = _sklearn_pipeline(_hgb(), tmp_path / "two", data)
+    with env.open("trainer") as trainer:
+        for brought in (first, second):
+            importing.import_model(
+                trainer,
+                brought.source,
+                name="readmission",
+                trained_on=env.train,
+                evaluate_on=env.holdout,
+                target="readmitted",
+            )
+    with env.open("approver") as approver:
+        approval.approve(approver, "readmission@1", reason="production")
+        approval.approve(approver, "readmission@2", to="staging", reason="candidate")
+
+
+@pytest.mark.parametrize("mode", ["canary", "shadow"])
+def test_imported_versions_roll_out_as_canary_and_shadow(mode, env, data, tmp_path):
+    from starlette.testclient import TestClient
+
+    from aidlc.core.config import CanaryPolicy
+    from aidlc.serve import rollout
+    from aidlc.serve.app import Server, create_app
+
+    _rollout_pair(env, data, tmp_path)
+    policy = CanaryPolicy(
+        promote_after=40,
+        min_requests=20,
+        max_error_rate=0.01,
+        max_latency_ratio=1000,
+        max_divergence=0.3,
+    )
+    ws = env.open("service")
+    settings = ws.config.serve.model_copy(update={"rate_limit": "1000/second", "poll_seconds": 0.1})
+    server = Server(ws, settings)
+    _, holdout = data
+    records = holdout[claims.FEATURES].to_dict(orient="records")
+    headers = {"Authorization": f"Bearer {env.tokens['service']}"}
+    try:
+        with TestClient(create_app(server)) as client:
+            with env.open("approver") as approver:
+                rollout.deploy(
+                    approver,
+                    "readmission@2",
+                    policy=policy,
+                    reason=mode,
+                    **({"canary": 50.0} if mode == "canary" else {"shadow": True}),
+                )
+            answered: set[int] = set()
+            for i in range(2000):
+                slot = server.slots.get("readmission")
+                reply = client.post(
+                    "/v1/models/readmission:predict",
+                    headers=headers,
+                    json={"records": [records[i % len(records)]]},
+                )
+                assert reply.status_code == 200, reply.text
+                if slot is not None and slot.candidate is not None:
+                    answered.add(reply.json()["version"])
+                with env.open("approver") as approver:
+                    status = rollout.deployments(approver, "readmission")[0].status
+                if status != "active":
+                    break
+    finally:
+        ws.close()
+    assert status == ("promoted" if mode == "canary" else "completed")
+    assert answered == ({1, 2} if mode == "canary" else {1})
+    with env.open("approver") as approver:
+        production = approval.aliases(approver, "readmission")["production"]
+    assert production == (2 if mode == "canary" else 1)
