@@ -241,7 +241,7 @@ def _evaluation(v: ModelVersion) -> str:
     """Where an imported version's metrics come from; trained versions say so in their run."""
     evaluation = v.statement.get("evaluation")
     if not evaluation:
-        return "its training run's held-out split"
+        return "by its training run (holdout or cross-validation, see the run)"
     where = f"{evaluation.get('rows')} rows of {evaluation.get('dataset')}"
     return f"{where} — in-sample (optimistic)" if evaluation.get("in_sample") else where
 
