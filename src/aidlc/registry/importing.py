@@ -658,8 +658,9 @@ def _convert(
     except AidlcError as exc:
         return kept_skops(f"the converted graph cannot run here: {exc.message}")
     except Exception as exc:  # skl2onnx raises whatever a converter does on a model it lacks
-        first = (str(exc).strip().splitlines() or [""])[0]
-        return kept_skops(f"skl2onnx cannot convert it ({type(exc).__name__}: {first[:160]})")
+        root = _root_cause(exc)
+        first = (str(root).strip().splitlines() or [""])[0]
+        return kept_skops(f"skl2onnx cannot convert it ({type(root).__name__}: {first[:160]})")
     want, want_proba = reference
     record = {**base, "rows": len(out), "opsets": facts.opsets}
     if task == "classification":
@@ -685,6 +686,18 @@ def _convert(
                 "(relative) on the evaluation rows"
             )
     return _Conversion({**record, "served": "onnx"}, data, spec)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain: skl2onnx wraps its converters' errors in a
+    ValueError whose message is a dump of the node's attributes."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.__cause__ or exc.__context__
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
 
 
 # -- the service function -----------------------------------------------------------------------
@@ -906,6 +919,7 @@ def _import(
             )
     onnx_spec: dict[str, Any] | None = None
     if candidate.runtime == "onnx":
+        say("loading the graph into ONNX Runtime")
         plan = runtime.plan_onnx(candidate.model, chosen, dtypes)
         sample = (
             _onnx_scores(candidate, plan, eval_frame.head(1000)) if plan.spec["scores"] else None

@@ -152,7 +152,13 @@ def onnx_session(data: bytes, *, threads: int = 1) -> Any:
     # protobuf parsers then cannot read one input two ways, and fields onnx does not know (which
     # nothing checked) are gone.
     model.DiscardUnknownFields()
+    # ONNX Runtime reads session options from this entry when ORT_LOAD_CONFIG_FROM_MODEL is set
+    # in the environment: the options are aidlc's to choose, never the file's
+    kept = [p for p in model.metadata_props if p.key != "ort_config"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
     canonical = model.SerializeToString()
+    del model  # a large graph's parsed message is as big as the file: free it before the session
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -8,6 +8,8 @@ Models trained by `aidlc train` (and imported boosters) run through `train.prepr
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -139,6 +141,19 @@ def _key(label: Any) -> Any:
 # -- scikit-learn -------------------------------------------------------------------------------
 
 
+@functools.cache
+def _controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _thread_limit() -> Any:
+    """One OpenMP and BLAS thread for the calling thread while it predicts (a context manager;
+    about 15 µs with a controller made once, against milliseconds for `threadpool_limits`)."""
+    return _controller().limit(limits=1)
+
+
 class SklearnRuntime:
     """An audited scikit-learn estimator or pipeline, given the features as a polars frame with
     the column types of the data set it was evaluated on."""
@@ -152,11 +167,16 @@ class SklearnRuntime:
         model_classes: Sequence[Any] | None,
         *,
         named: bool = True,
+        single_threaded: bool = False,
     ) -> None:
         self.model = model
         self.features = list(features)
         self.task = task
         self.named = named  # fitted on a frame with these column names, or on a bare matrix
+        # A server answers many requests at once: scikit-learn's OpenMP and BLAS pools on every
+        # core for each one (HistGradientBoosting opens a parallel region per tree) collapse its
+        # throughput on a busy machine. Evaluation at import keeps every core.
+        self.single_threaded = single_threaded
         self._types = {f: polars_type(frame_schema[f]) for f in self.features}
         self._labels = _Labels(model_classes)
 
@@ -176,10 +196,11 @@ class SklearnRuntime:
         # The user's estimator may raise anything on input it cannot take: that is the input's
         # fault as far as the caller is concerned, never a server error.
         try:
-            out = np.asarray(self.model.predict(X))
-            proba = None
-            if probabilities and self.task == "classification":
-                proba = np.asarray(self.model.predict_proba(X), dtype=np.float64)
+            with _thread_limit() if self.single_threaded else contextlib.nullcontext():
+                out = np.asarray(self.model.predict(X))
+                proba = None
+                if probabilities and self.task == "classification":
+                    proba = np.asarray(self.model.predict_proba(X), dtype=np.float64)
         except AidlcError:
             raise
         except Exception as exc:
@@ -255,13 +276,22 @@ class OnnxRuntime:
         spec = self.spec
         if self.task == "regression":
             return np.asarray(results[spec["values"]], dtype=np.float64).reshape(-1), None
-        proba = None
-        if spec.get("scores") is not None and (probabilities or spec.get("label") is None):
-            proba = self._probabilities(results[spec["scores"]])
-        if spec.get("label") is not None or proba is None:
-            # the manifest check makes one of label and scores present
+        if spec.get("label") is not None:
+            proba = None
+            if probabilities and spec.get("scores") is not None:
+                proba = self._probabilities(results[spec["scores"]])
             return self._labels.indices(results[spec["label"]]), proba
-        return np.asarray(proba.argmax(axis=1), dtype=np.int64), proba
+        raw = results[spec["scores"]]  # the manifest check makes one of label and scores present
+        proba = self._probabilities(raw) if probabilities or isinstance(raw, list) else None
+        if isinstance(raw, list) and proba is not None:  # a ZipMap's maps: no raw matrix
+            return np.asarray(proba.argmax(axis=1), dtype=np.int64), proba
+        # The class is read from the raw scores, asked for probabilities or not (no softmax to
+        # compute, and no row whose rounded probabilities tie can get another class).
+        scores = np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)
+        if scores.shape[1] == 1:
+            cut = 0.0 if self.spec.get("scores_are") == "logits" else 0.5
+            return np.asarray(scores[:, 0] > cut, dtype=np.int64), proba
+        return np.asarray(scores.argmax(axis=1), dtype=np.int64), proba
 
     def _probabilities(self, raw: Any) -> np.ndarray:
         labels = self._labels.labels
@@ -416,7 +446,13 @@ def load(bundle: Bundle, directory: Path) -> Runtime:
         schema = bundle.frame_schema or {}
         named = bool((bundle.imported or {}).get("named_inputs", True))
         return SklearnRuntime(
-            model, bundle.features, schema, bundle.task, bundle.model_classes, named=named
+            model,
+            bundle.features,
+            schema,
+            bundle.task,
+            bundle.model_classes,
+            named=named,
+            single_threaded=True,
         )
     facts = _stored(lambda: onnxfile.inspect_onnx(data), bundle.estimator_file)
     spec = bundle.onnx or {}
