@@ -819,7 +819,9 @@ def test_class_labels_that_are_not_the_targets_values_must_be_named(env, data, t
             importing.import_model(
                 trainer, model, name="readmission", trained_on=env.train, target="readmitted"
             )
-        version = importing.import_model(
+        import aidlc
+
+        version = aidlc.import_model(  # the package's own name for it
             trainer,
             model,
             name="readmission",
