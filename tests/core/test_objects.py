@@ -104,6 +104,44 @@ def test_swapped_ciphertexts_fail_with_integrity_error(local_env):
     assert not verdict.ok and len(verdict.problems) == 2
 
 
+def test_the_associated_data_binds_each_ciphertext_to_its_object_and_version(
+    local_env, monkeypatch
+):
+    """With one data key for every object (a key provider that reuses keys), only the associated
+    data (workspace, zone, object id, version) tells a swapped ciphertext from the right one:
+    the first segment must fail to authenticate, before any plaintext is handed out."""
+    steward = local_env.open("steward")
+    fixed = bytes(range(32))
+    generate, unwrap = steward.keys.generate_data_key, steward.keys.unwrap
+
+    def same_key(context):
+        data_key, wrapped = generate(context)
+        return (fixed, wrapped) if context.get("zone") == "raw" else (data_key, wrapped)
+
+    def unwrap_same(wrapped, context):
+        return fixed if context.get("zone") == "raw" else unwrap(wrapped, context)
+
+    monkeypatch.setattr(steward.keys, "generate_data_key", same_key)
+    monkeypatch.setattr(steward.keys, "unwrap", unwrap_same)
+    objects.put_bytes(steward, "raw", "a.csv", SAMPLE)
+    objects.put_bytes(steward, "raw", "b.csv", SAMPLE[::-1])
+    objects.put_bytes(steward, "raw", "a.csv", SAMPLE[::-1])  # version 2
+    assert objects.get_bytes(steward, "raw", "b.csv") == SAMPLE[::-1]  # same key, reads fine
+
+    for target, source in ((("b.csv", 1), ("a.csv", 1)), (("a.csv", 1), ("a.csv", 2))):
+        destination = _ciphertext_path(steward, "raw", *target)
+        original = destination.read_bytes()
+        os.chmod(destination, 0o600)
+        destination.write_bytes(_ciphertext_path(steward, "raw", *source).read_bytes())
+        handed_out = []
+        with pytest.raises(IntegrityError, match="segment 0"):
+            with objects.open_object(steward, "raw", target[0], target[1]) as chunks:
+                for chunk in chunks:
+                    handed_out.append(chunk)
+        assert handed_out == []
+        destination.write_bytes(original)
+
+
 def test_delete_destroys_the_key_then_the_bytes(env):
     steward = env.open("steward")
     objects.put_bytes(steward, "raw", "gone.csv", SAMPLE)
