@@ -70,6 +70,34 @@ def test_half_a_standard_deviation_is_caught_at_10000_rows(reference: DatasetPro
         assert result.share == pytest.approx(1 / 12) and not result.dataset_drift
 
 
+def test_a_significant_but_trivial_shift_is_not_drift_at_large_samples() -> None:
+    """Above the small-sample cut the verdict needs the effect size too: a 0.05 sigma shift at
+    100,000 rows is overwhelmingly significant (p about 1e-17) but its normalised Wasserstein
+    distance (about 0.05) is under the 0.1 threshold, so nothing drifted; the same goes for a
+    category mix moved by two points."""
+    rng = np.random.default_rng(2024)
+    config = DriftConfig()
+    ref = profile_frame(pl.DataFrame({"x": rng.normal(0.0, 1.0, 100_000)}), categorical=[]).columns[
+        "x"
+    ]
+    cur = profile_frame(
+        pl.DataFrame({"x": rng.normal(0.05, 1.0, 100_000)}), categorical=[]
+    ).columns["x"]
+    numeric = compare_column(ref, cur, config)
+    assert numeric.p_value < 1e-10 < config.p_value  # significant...
+    assert 0.03 < numeric.score < config.wasserstein_threshold  # ...but small
+    assert not numeric.drifted
+    assert "normalised Wasserstein" in numeric.rule and "<" in numeric.rule
+    levels = np.array(["a", "b", "c", "d"])
+    before = rng.choice(levels, 100_000, p=[0.40, 0.30, 0.20, 0.10])
+    after = rng.choice(levels, 100_000, p=[0.38, 0.32, 0.20, 0.10])
+    cat_ref = profile_frame(pl.DataFrame({"c": before}), categorical=["c"]).columns["c"]
+    cat_cur = profile_frame(pl.DataFrame({"c": after}), categorical=["c"]).columns["c"]
+    categorical = compare_column(cat_ref, cat_cur, config)
+    assert categorical.p_value < 1e-10
+    assert categorical.score < config.jensenshannon_threshold and not categorical.drifted
+
+
 def test_a_shifted_category_mix_is_caught(reference: DatasetProfile) -> None:
     rng = np.random.default_rng(7)
     frame = _frame(rng, 10_000).with_columns(
