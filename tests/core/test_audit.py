@@ -74,11 +74,29 @@ def test_untouched_log_verifies(audited):
     assert verdict.ok and verdict.size >= 12 and verdict.heads_checked >= 12
 
 
-def test_edited_column_is_named(audited):
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("actor", "'eve'"),
+        ("action", "'test.other'"),
+        ("resource", "'thing:6'"),
+        ("outcome", "'denied'"),
+        ("request_id", "'0123456789abcdef'"),
+        # only used to filter and sort (`audit log --since`), and still part of the evidence
+        ("time", "time - INTERVAL '1 hour'"),
+    ],
+)
+def test_every_edited_column_is_named(audited, column, value):
+    """Each column the log is queried by must agree with the signed body: an edit of any one of
+    them names the event (dropping any column from the comparison makes one case fail)."""
+    ws = audited.open("admin")
+    if column == "time" and ws.db.engine.dialect.name == "sqlite":
+        value = "datetime(time, '-1 hour')"
     seq = _seq_of(audited, "thing:5")
-    _sql(audited.open("admin"), "UPDATE audit_events SET actor = 'eve' WHERE seq = :s", s=seq)
+    _sql(ws, f"UPDATE audit_events SET {column} = {value} WHERE seq = :s", s=seq)
     verdict = _verdict(audited)
     assert not verdict.ok and verdict.first_bad_seq == seq
+    assert "columns disagree with its signed body" in (verdict.problem or "")
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,17 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _stored_time(value: object) -> str | None:
+    """The `time` column as the body writes it (`format_time`), cheaply: SQLite hands back the
+    text SQLAlchemy stored ("YYYY-MM-DD HH:MM:SS.ffffff"), PostgreSQL a naive UTC datetime.
+    Anything else (a hand-edited value of another type) matches no body."""
+    if isinstance(value, str):
+        return value.replace(" ", "T", 1) + "Z"
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.isoformat(timespec="microseconds") + "Z"
+    return None
+
+
 @dataclass(frozen=True)
 class Event:
     """One audit event as an auditor reads it."""
@@ -379,7 +390,7 @@ class AuditLog:
             cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             cursor.arraysize = 10_000
             cursor.execute(
-                "SELECT seq, actor, action, resource, outcome, request_id, body, leaf_hash "
+                "SELECT seq, time, actor, action, resource, outcome, request_id, body, leaf_hash "
                 "FROM audit_events ORDER BY seq"
             )
             rows = iter(lambda: cursor.fetchmany(), [])
@@ -388,7 +399,7 @@ class AuditLog:
             row_problem: tuple[int, str] | None = None
             sha256 = hashlib.sha256
             loads = orjson.loads
-            for seq, actor, action, resource, outcome, rid, body, stored_leaf in (
+            for seq, stamp, actor, action, resource, outcome, rid, body, stored_leaf in (
                 row for chunk in rows for row in chunk
             ):
                 # A hand-edited row may hold TEXT, a number or NULL where bytes belong (SQLite
@@ -423,6 +434,7 @@ class AuditLog:
                     or obj.get("resource") != resource
                     or obj.get("outcome") != outcome
                     or obj.get("request_id") != rid
+                    or obj.get("time") != _stored_time(stamp)
                 ):
                     row_problem = (
                         seq,
