@@ -96,7 +96,7 @@ def write_sbom(out: Path, cyclonedx: Path, extras: tuple[str, ...] = ()) -> dict
             str(out),
             str(pins),
         ]
-        done = subprocess.run(  # noqa: S603  # nosec B603 - fixed tool path and arguments
+        done = subprocess.run(  # nosec B603 - fixed tool path and arguments
             command, capture_output=True, text=True, check=False
         )
     if done.returncode != 0:

@@ -19,8 +19,8 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "cmd",
     [
-        ("ruff", "check", "src", "tests", "benchmarks"),
-        ("ruff", "format", "--check", "src", "tests", "benchmarks"),
+        ("ruff", "check", "src", "tests", "benchmarks", "scripts"),
+        ("ruff", "format", "--check", "src", "tests", "benchmarks", "scripts"),
         ("mypy",),
         ("bandit", "-q", "-c", "pyproject.toml", "-r", "src"),
     ],

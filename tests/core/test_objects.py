@@ -134,10 +134,11 @@ def test_the_associated_data_binds_each_ciphertext_to_its_object_and_version(
         os.chmod(destination, 0o600)
         destination.write_bytes(_ciphertext_path(steward, "raw", *source).read_bytes())
         handed_out = []
-        with pytest.raises(IntegrityError, match="segment 0"):
-            with objects.open_object(steward, "raw", target[0], target[1]) as chunks:
-                for chunk in chunks:
-                    handed_out.append(chunk)
+        with (
+            pytest.raises(IntegrityError, match="segment 0"),
+            objects.open_object(steward, "raw", target[0], target[1]) as chunks,
+        ):
+            handed_out.extend(chunks)
         assert handed_out == []
         destination.write_bytes(original)
 
