@@ -154,6 +154,66 @@ def test_a_statement_rewritten_in_the_database_fails_its_signature(trained):
         versions.verify(ws, "bc@1")
 
 
+def _forge(env, ws, ref: str, *, statement_key=None, signature: bytes | None = None) -> None:
+    """As a holder of the workspace's keys would: store `signature` as the version's model.sig
+    (digest and object updated in the statement), and re-sign the statement with
+    `statement_key` (default: the workspace's own model-signing key)."""
+    from aidlc.core import objects
+
+    with ws.db.reading() as session:
+        _, rec = versions.version_record(session, *versions.parse_model_ref(ref))
+    statement = json.loads(rec.statement)
+    if signature is not None:
+        name, number = versions.parse_model_ref(ref)
+        stored = objects.put_bytes(ws, "models", f"{name}/v{number}/model.sig", signature)
+        statement["objects"]["model.sig"] = f"models/{stored.object_id}@{stored.version}"
+        statement["documents"]["model.sig"] = versions._sha256(signature)
+    key = statement_key or versions.signing_key(ws)
+    with env.open("admin") as admin, admin.db.transaction() as session:
+        row = session.get(ModelVersionRecord, rec.id)
+        row.statement = json.dumps(statement, sort_keys=True)
+        row.statement_signature = versions._sign_statement(key, statement)
+
+
+def test_a_statement_signed_by_another_key_is_refused(trained):
+    from aidlc.registry import signing
+
+    env, _ = trained
+    with env.open("trainer") as ws:
+        _forge(env, ws, "bc@1", statement_key=signing.new_signing_key())
+    with env.open("approver") as ws, pytest.raises(IntegrityError, match="not signed"):
+        versions.load_model(ws, "bc@1")
+
+
+def test_a_model_sig_by_another_key_is_refused_even_with_every_digest_right(trained, tmp_path):
+    """The OpenSSF signature is checked on its own: a model.sig made with another key over the
+    very same files, in a statement re-signed by the workspace key (so every digest agrees),
+    still fails to load; trusting the statement's file list instead would load it."""
+    from aidlc.registry import signing
+
+    env, _ = trained
+    with env.open("trainer") as ws:
+        versions.export(ws, "bc@1", tmp_path / "export")
+        other = signing.sign_model(tmp_path / "export" / "model", signing.new_signing_key())
+        assert signing.signed_files(other) == versions.resolve(ws, "bc@1").statement["files"]
+        _forge(env, ws, "bc@1", signature=other)
+    with env.open("approver") as ws:
+        with pytest.raises(IntegrityError, match="signed with another key"):
+            versions.load_model(ws, "bc@1")
+        with pytest.raises(IntegrityError):
+            versions.verify(ws, "bc@1")
+    assert _failed_events(env, "model.load")
+
+
+def test_the_forgery_helper_changes_nothing_when_it_forges_nothing(trained):
+    """The two tests above fail for the reason they name, not because re-signing broke the row."""
+    env, _ = trained
+    with env.open("trainer") as ws:
+        _forge(env, ws, "bc@1")
+    with env.open("approver") as ws:
+        assert versions.load_model(ws, "bc@1").predict_proba is not None
+
+
 def test_a_planted_pickle_never_executes(trained, tmp_path):
     """An attacker with write access to the store and the database swaps the estimator for a
     pickle that would create a file; the load is refused and the payload never runs."""
