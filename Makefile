@@ -8,7 +8,7 @@ TOOLS  := .venv-tools
 TOOLS_LOCK := requirements-tools.lock
 PYTEST_ARGS ?= -n auto
 
-.PHONY: run test lint system-deps lock lock-tools secrets-baseline clean
+.PHONY: run test lint mutation mutation-quick system-deps lock lock-tools secrets-baseline clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,13 +38,24 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-dev $(TOOLS)/.installed system-deps
 	AIDLC_TOOLS_BIN=$(abspath $(TOOLS))/bin $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## make mutation: mutation testing of the security-critical modules (about an hour); writes
+## docs/quality.md. Not part of make test.
+mutation: $(VENV)/.installed-dev system-deps
+	$(BIN)/python scripts/mutation.py --report docs/quality.md
+
+## make mutation-quick: the same for the modules a change touches against main (BASE=...);
+## fails on any survivor not explained in tests/mutation/
+BASE ?= main
+mutation-quick: $(VENV)/.installed-dev system-deps
+	$(BIN)/python scripts/mutation.py --quick --base $(BASE)
+
 ## system packages (PostgreSQL server binaries, Redis) via apt-get when they are missing
 system-deps:
 	@scripts/system-deps.sh
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r src
 

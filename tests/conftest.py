@@ -7,8 +7,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["tests.moto_server", "tests.pg_server"]
+
+# A busy machine (CI beside other jobs, `make mutation` with a worker per core) makes any example
+# slow: no verdict in the suite may depend on wall-clock speed, so no deadline and no "too slow"
+# health check. Tests that need other settings say so with @settings, which inherits these.
+_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.large_base_example, HealthCheck.data_too_large]
+settings.register_profile("aidlc", deadline=None, suppress_health_check=_SLOW_IS_FINE)
+# `make mutation` (--hypothesis-profile=mutation): the same examples for every mutant, so a mutant
+# is killed or survives on its merits, not on what a random draw happened to try
+settings.register_profile(
+    "mutation", deadline=None, suppress_health_check=_SLOW_IS_FINE, derandomize=True, database=None
+)
+settings.load_profile("aidlc")
 
 
 @dataclass
