@@ -10,6 +10,9 @@ module's tests, and reads the verdicts back.
     python scripts/mutation.py --quick [--base main]   # the modules a change touches
     python scripts/mutation.py --only core.crypto --only core.keys
 
+Mutants written by hand (`tests/mutation/hand-made/*.toml`: an edit that once broke a guarantee
+with every test passing, and the test that now fails against it) are applied and checked too.
+
 A module passes when at least 90% of its non-equivalent mutants are detected (killed, timed
 out, crashed). `--quick` also fails on any survivor not listed as equivalent: a deleted test
 shows up as the mutants it used to kill. Exit 0 pass, 1 a module failed, 2 usage.
@@ -120,6 +123,60 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return self.score >= THRESHOLD and not self.stale
+
+
+@dataclass
+class HandMade:
+    """A mutant written by hand (tests/mutation/hand-made/*.toml): a text edit to a source file
+    and the test that must fail against it."""
+
+    source: str
+    what: str
+    find: str
+    replace: str
+    tests: list[str]
+    spec: str
+    status: str = "not run"  # killed | SURVIVED | stale: ... | error: ...
+
+    @property
+    def killed(self) -> bool:
+        return self.status == "killed"
+
+
+def load_hand_made(root: Path) -> list[HandMade]:
+    out = []
+    for path in sorted((root / "tests" / "mutation" / "hand-made").glob("*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        spec = str(path.relative_to(root))
+        out += [HandMade(**entry, spec=spec) for entry in data.get("mutant", [])]
+    return out
+
+
+def run_hand_made(root: Path, workdir: Path, mutant: HandMade, number: int) -> None:
+    """Apply the edit to a copy of src/ and run the test against it: it must fail."""
+    text = (root / mutant.source).read_text(encoding="utf-8")
+    if text.count(mutant.find) != 1:
+        mutant.status = f"stale: the text to replace occurs {text.count(mutant.find)} times"
+        return
+    copy = workdir / "hand-made" / str(number)
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(root / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / mutant.source).write_text(text.replace(mutant.find, mutant.replace), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIDLC_", "PYTEST_"))}
+    env["PYTHONPATH"] = str(copy / "src")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *mutant.tests],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # pytest: 0 all passed (the mutant survived), 1 some test failed (killed), else no verdict
+    mutant.status = {0: "SURVIVED", 1: "killed"}.get(
+        done.returncode, f"error: pytest exit {done.returncode}"
+    )
 
 
 def load_modules(root: Path) -> list[Module]:
@@ -302,7 +359,30 @@ def details(outcome: Outcome, workdir: Path) -> str:
     return "\n".join(out)
 
 
-def report(outcomes: list[Outcome], workdir: Path, command: str, seconds: float) -> str:
+def hand_made_section(mutants: list[HandMade]) -> str:
+    if not mutants:
+        return ""
+    lines = [
+        "## Hand-made mutants",
+        "",
+        "Edits that once broke a guarantee with every test still passing; each named test must",
+        "now fail against its edit (`tests/mutation/hand-made/`).",
+        "",
+        "| source | the edit | test that must fail | result |",
+        "|---|---|---|---|",
+    ]
+    for m in mutants:
+        lines.append(f"| `{m.source}` | {m.what} | `{' '.join(m.tests)}` | {m.status} |")
+    return "\n".join(lines) + "\n"
+
+
+def report(
+    outcomes: list[Outcome],
+    workdir: Path,
+    command: str,
+    seconds: float,
+    hand_made: list[HandMade] | None = None,
+) -> str:
     mutants = sum(len(o.statuses) for o in outcomes)
     cpus = os.cpu_count() or 1
     head = [
@@ -323,6 +403,7 @@ def report(outcomes: list[Outcome], workdir: Path, command: str, seconds: float)
         "",
         summary(outcomes),
         "",
+        hand_made_section(hand_made or []),
         "## Modules",
         "",
     ]
@@ -348,13 +429,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown modules: {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
         modules = [m for m in modules if m.name in args.only]
+    hand_made = load_hand_made(root)
+    if args.only:
+        hand_made = [h for h in hand_made if any(m.source == h.source for m in modules)]
     if args.quick:
-        modules = touched(modules, changed_files(root, args.base), root)
-        if not modules:
+        changed = changed_files(root, args.base)
+        modules = touched(modules, changed, root)
+        hand_made = [
+            h
+            for h in hand_made
+            if {h.source, h.spec, *(t.split("::")[0] for t in h.tests)} & changed
+        ]
+        if not modules and not hand_made:
             print(f"no module under mutation testing is touched against {args.base}")
             return 0
-        print("touched: " + ", ".join(m.name for m in modules), flush=True)
+        names = [m.name for m in modules] + [f"hand-made ({h.source})" for h in hand_made]
+        print("touched: " + ", ".join(names), flush=True)
     clock = time.monotonic()
+    for number, mutant in enumerate(hand_made):
+        print(f"hand-made mutant of {mutant.source}: {mutant.what} ...", flush=True)
+        run_hand_made(root, workdir, mutant, number)
+        print(f"  {mutant.status}", flush=True)
     outcomes = []
     for module in modules:
         print(f"mutating {module.name} ...", flush=True)
@@ -369,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "make mutation-quick" if args.quick else "make mutation"
     if args.only:
         command = "python scripts/mutation.py " + " ".join(f"--only {n}" for n in args.only)
-    text = report(outcomes, workdir, command, seconds)
+    text = report(outcomes, workdir, command, seconds, hand_made)
     if args.report is not None and not args.quick:
         args.report.write_text(text, encoding="utf-8")
     print(text)
@@ -377,7 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     for o in failed:
         why = f"{len(o.survivors)} unexplained survivors" if o.survivors else "stale claims"
         print(f"FAILED {o.module.name}: {o.score:.1%} detected; {why}", file=sys.stderr)
-    return 1 if failed else 0
+    for h in hand_made:
+        if not h.killed:
+            print(f"FAILED hand-made mutant of {h.source} ({h.what}): {h.status}", file=sys.stderr)
+    return 1 if failed or not all(h.killed for h in hand_made) else 0
 
 
 if __name__ == "__main__":

@@ -52,12 +52,17 @@ tests = ["tests/test_toy.py"]
 [killed_by]
 """
 
+HAND_MADE = """[[mutant]]
+source = "src/toy.py"
+what = "any token passes"
+find = "if token != expected:"
+replace = "if False:"
+tests = ["tests/test_toy.py"]
+"""
+
 PYPROJECT = """[project]
 name = "toy"
 version = "0"
-
-[tool.pytest.ini_options]
-pythonpath = ["src"]
 """
 
 
@@ -89,6 +94,7 @@ def toy(tmp_path: Path) -> Path:
         "tests/conftest.py": CONFTEST,
         "tests/test_toy.py": TESTS,
         "tests/mutation/toy.toml": SPEC,
+        "tests/mutation/hand-made/toy.toml": HAND_MADE,
     }.items():
         (repo / relative).parent.mkdir(parents=True, exist_ok=True)
         (repo / relative).write_text(text, encoding="utf-8")
@@ -105,6 +111,7 @@ def test_a_full_run_passes_and_a_deleted_test_fails_the_quick_run(toy, tmp_path,
     assert driver.main(["--root", str(toy), "--workdir", str(work), "--report", str(report)]) == 0
     text = report.read_text(encoding="utf-8")
     assert "| toy |" in text and "100.0%" in text and "Survivors" not in text
+    assert "| `src/toy.py` | any token passes | `tests/test_toy.py` | killed |" in text
 
     # nothing touched against main: nothing to do
     assert driver.main(["--quick", "--root", str(toy), "--workdir", str(work)]) == 0
@@ -120,6 +127,7 @@ def test_a_full_run_passes_and_a_deleted_test_fails_the_quick_run(toy, tmp_path,
     assert "Survivors nobody has explained yet" in out
     assert "toy.x_check__mutmut_" in out and '"bad token"' in out  # the mutant's diff is shown
     assert "FAILED toy:" in err and "unexplained survivors" in err
+    assert "FAILED hand-made mutant of src/toy.py (any token passes): SURVIVED" in err
 
 
 def test_an_explained_survivor_passes_and_a_stale_claim_fails(toy, tmp_path, capsys):
