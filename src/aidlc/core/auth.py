@@ -97,7 +97,7 @@ ACTIONS: tuple[str, ...] = tuple(sorted(GRANTS))
 
 # A public marker that lets secret scanners recognise leaked tokens; not itself a secret.
 TOKEN_PREFIX = "aidlc_"  # noqa: S105  # nosec B105
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def allowed(roles: frozenset[str] | set[str], action: str) -> bool:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # not match with "$", which lets a trailing "\n" through
         from aidlc.errors import InvalidInput
 
         raise InvalidInput(
