@@ -369,9 +369,10 @@ def _read_keyring(path: Path) -> dict[str, Any]:
         ) from None
     except PermissionError:
         raise KeyUnavailable(f"the key ring {path} is not readable by this user") from None
-    with os.fdopen(fd, "rb") as file:
-        # fstat on the open file, so the mode checked is the mode of the file read.
-        mode = os.fstat(file.fileno()).st_mode
+    try:
+        # fstat on the open file, so the mode checked is the mode of the file read; before
+        # fdopen, which refuses a directory with an OSError of its own.
+        mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise KeyUnavailable(f"the key ring {path} is not a regular file")
         if mode & 0o077:
@@ -379,6 +380,10 @@ def _read_keyring(path: Path) -> dict[str, Any]:
                 f"the key ring {path} is accessible by other users (mode {stat.S_IMODE(mode):04o})",
                 hint=f"run `chmod 600 {path}`",
             )
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as file:
         raw = file.read(1 << 20)
     try:
         document = json.loads(raw)
