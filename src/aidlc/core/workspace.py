@@ -449,7 +449,6 @@ class Workspace:
         if principal is None or principal.token_id is None:
             raise AuthenticationFailed("no token given")
         now = datetime.now(UTC)
-        problem: str | None = None
         with self.db.reading() as session:
             rec = session.get(TokenRecord, principal.token_id)
             owner = session.get(PrincipalRecord, principal.id)

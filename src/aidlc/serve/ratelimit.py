@@ -51,7 +51,6 @@ class RateLimiter:
             self._storage = storages.storage_from_string(uri)
         except (ValueError, ConfigurationError) as exc:
             raise ConfigError(f"serve.rate_limit or its storage is invalid: {exc}") from None
-        self.shared = not uri.startswith("memory://")
         self._limiter = strategies.MovingWindowRateLimiter(self._storage)
 
     def hit(self, key: str) -> Decision:
