@@ -208,9 +208,7 @@ def model_digest(files: Mapping[str, str]) -> str:
     for name, digest in files.items():
         if not isinstance(name, str) or not _is_sha256_hex(digest):
             raise InvalidInput(f"{name!r}: a model file needs a 64-hex SHA-256 digest")
-    canonical = json.dumps(
-        dict(sorted(files.items())), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    canonical = json.dumps(dict(files), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
