@@ -222,9 +222,8 @@ def _numeric(
     values, a, b = stats.align(values_r, counts_r, values_c, counts_c)
     d, p = stats.ks_2samp(values, a, values, b)
     distance = stats.wasserstein(values, a, values, b)
-    # more than FEW_VALUES distinct reference values: at least two, so the moments give a std
-    spread = reference.std() or 0.0
-    score = distance / spread if spread > 0 else (0.0 if distance == 0 else math.inf)
+    # more than FEW_VALUES distinct reference values: the std is defined and positive
+    score = distance / (reference.std() or math.inf)
     ref_bins, cur_bins, labels = _quantile_bins(values, a, b, config.psi_bins)
     psi = stats.psi(ref_bins, cur_bins)
     js = stats.jensenshannon(ref_bins, cur_bins)

@@ -386,8 +386,8 @@ def _keep(values: list[float], value: float, cap: int) -> None:
 
 
 def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
+    """The value at rank int(0.95 * n) of the sorted `values` (never empty: see `_ratio`)."""
+    return sorted(values)[int(0.95 * len(values))]
 
 
 def _ratio(candidate: list[float], production: list[float]) -> float:
