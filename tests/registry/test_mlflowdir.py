@@ -274,6 +274,66 @@ def test_pickled_lgbm_classifier_is_refused_with_the_booster_hint(saved):
     assert "model.booster_" in error.hint and "onnxmltools" in error.hint
 
 
+@pytest.mark.parametrize(
+    ("serialization", "tail"),
+    [
+        ("pickle", "serialized with pickle; aidlc never loads pickle"),
+        (None, "serialized with cloudpickle; aidlc never loads pickle"),
+        ("joblib-ish", "serialized with joblib-ish; aidlc loads only skops"),
+    ],
+)
+def test_a_sklearn_flavour_not_saved_with_skops_is_refused_naming_its_format(
+    saved, tmp_path, serialization, tail
+):
+    def reformat(document):
+        sklearn = document["flavors"]["sklearn"]
+        sklearn.pop("serialization_format", None)
+        if serialization is not None:
+            sklearn["serialization_format"] = serialization
+
+    error = refused(copy_of(saved["skops"], tmp_path, reformat))
+
+    assert error.message == f"MLmodel's sklearn flavour is {tail}"
+
+
+def test_a_lightgbm_flavour_of_another_class_is_refused_naming_it(saved, tmp_path):
+    def other_class(document):
+        document["flavors"]["lightgbm"]["model_class"] = "lightgbm.dask.DaskLGBMClassifier"
+
+    error = refused(copy_of(saved["lgbm-skops"], tmp_path, other_class))
+
+    assert error.message == (
+        "MLmodel's lightgbm flavour holds a lightgbm.dask.DaskLGBMClassifier, "
+        "which aidlc does not load"
+    )
+    assert "model.booster_" in error.hint
+
+
+@pytest.mark.parametrize("model_class", [None, "lightgbm.basic.Booster"])
+def test_a_lightgbm_booster_is_read_as_text_whatever_its_serialization(
+    saved, tmp_path, model_class
+):
+    def declare(document):
+        lightgbm = document["flavors"]["lightgbm"]
+        lightgbm.pop("model_class", None)
+        if model_class is not None:
+            lightgbm["model_class"] = model_class
+        lightgbm["serialization_format"] = "cloudpickle"
+
+    model = read_mlflow_dir(copy_of(saved["booster"], tmp_path, declare))
+
+    assert (model.artifact_format, model.model_class) == ("lightgbm-text", model_class)
+
+
+def test_a_directory_without_any_flavour_is_refused_saying_so(saved, tmp_path):
+    def no_flavours(document):
+        document["flavors"] = {}
+
+    error = refused(copy_of(saved["onnx"], tmp_path, no_flavours))
+
+    assert "MLmodel has no flavour aidlc imports (it has: none)" in error.message
+
+
 def test_a_pickle_stream_behind_a_safe_name_is_refused_unread(saved, tmp_path):
     directory = copy_of(saved["onnx"], tmp_path)
     marker = tmp_path / "unpickled"
@@ -341,6 +401,33 @@ def test_artifact_paths_that_leave_the_directory_are_refused(saved, tmp_path, pa
     error = refused(copy_of(saved["onnx"], tmp_path, point))
 
     assert f"'{path}'" in error.message and "escapes the model directory" in error.message
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["..\\outside.onnx", "C:\\outside.onnx", "C:outside.onnx", "model.onnx\0", "", "x" * 4097],
+    ids=["backslash-parent", "windows-drive", "drive-relative", "nul", "empty", "too-long"],
+)
+def test_artifact_paths_that_could_leave_the_directory_elsewhere_are_refused(saved, tmp_path, path):
+    def point(document):
+        document["flavors"]["onnx"]["data"] = path
+
+    error = refused(copy_of(saved["onnx"], tmp_path, point))
+
+    assert "(flavors.onnx.data) escapes the model directory" in error.message
+
+
+def test_an_artifact_path_of_the_longest_length_allowed_is_read(saved, tmp_path):
+    directory = copy_of(saved["onnx"], tmp_path)
+    # 4096 characters, most of them the current directory, name the same file
+    path = "./" * 2043 + "model.onnx"
+    assert len(path) == 4096
+
+    def point(document):
+        document["flavors"]["onnx"]["data"] = path
+
+    edited = copy_of(directory, tmp_path / "edited", point)
+    assert read_mlflow_dir(edited).artifact == (edited / "model.onnx").resolve()
 
 
 def test_a_symlink_out_of_the_directory_is_refused(saved, tmp_path):
