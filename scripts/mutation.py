@@ -253,6 +253,12 @@ def _prepare(root: Path, work: Path, module: Module) -> None:
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--hypothesis-profile=mutation"]\n'
         "use_git_change_detection = false\n"
+        # workers fork from a process that has only imported and collected the tests: polars,
+        # OpenMP and ONNX Runtime thread pools started by a test run do not survive a fork
+        'process_isolation = "forkserver"\n'
+        # a mutant gets (test time + 5 s) x 15 of wall time: on a busy machine the default 1 s
+        # would count slow survivors as timeouts, which count as detected
+        "timeout_constant = 5.0\n"
     )
     (work / "pyproject.toml").write_text(config, encoding="utf-8")
 
