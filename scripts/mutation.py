@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -78,6 +79,7 @@ class Outcome:
     statuses: dict[str, str]
     seconds: float
     log: Path
+    finished: bool = True
 
     def count(self, *wanted: str) -> int:
         return sum(1 for s in self.statuses.values() if s in wanted)
@@ -267,7 +269,9 @@ def _toml_strings(values: Iterable[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-def run_module(root: Path, workdir: Path, module: Module, jobs: int) -> Outcome:
+def run_module(
+    root: Path, workdir: Path, module: Module, jobs: int, limit: float | None = None
+) -> Outcome:
     work = workdir / module.name
     _prepare(root, work, module)
     mutmut = [sys.executable, "-m", "mutmut"]
@@ -275,17 +279,26 @@ def run_module(root: Path, workdir: Path, module: Module, jobs: int) -> Outcome:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIDLC_", "PYTEST_"))}
     env.pop("PYTHONPATH", None)
     clock = time.monotonic()
+    finished = True
     with log.open("w") as out:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [*mutmut, "run", "--max-children", str(jobs), *module.patterns()],
             cwd=work,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            check=False,
+            start_new_session=True,
         )
+        try:
+            proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            # out of time: stop mutmut and its workers; what was checked is still reported and
+            # the rest counts as not checked (undetected)
+            finished = False
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     seconds = time.monotonic() - clock
-    if proc.returncode != 0:
+    if finished and proc.returncode != 0:
         raise RuntimeError(f"mutmut failed on {module.name} (exit {proc.returncode}); see {log}")
     results = subprocess.run(
         [*mutmut, "results", "--all", "true"],
@@ -301,7 +314,7 @@ def run_module(root: Path, workdir: Path, module: Module, jobs: int) -> Outcome:
         found = _RESULT.match(line)
         if found and any(found["name"].startswith(p) for p in prefixes):
             statuses[found["name"]] = found["status"]
-    return Outcome(module, statuses, seconds, log)
+    return Outcome(module, statuses, seconds, log, finished)
 
 
 def _diff(work: Path, name: str) -> str:
@@ -327,6 +340,7 @@ def summary(outcomes: list[Outcome]) -> str:
             f"| {o.count('timeout', 'segfault')} | {len(o.survivors)} | {len(o.equivalent)} "
             f"| {o.count('no tests', 'not checked')} | {o.score:.1%} "
             f"{'' if o.passed else '**below 90%**' if o.score < THRESHOLD else '**stale claims**'}"
+            f"{'' if o.finished else ' (stopped at the time limit)'}"
             f"| {o.seconds / 60:.1f} |"
         )
     return "\n".join(lines)
@@ -344,10 +358,14 @@ def details(outcome: Outcome, workdir: Path) -> str:
             + "; ".join(f"`{pattern}` ({why})" for pattern, why in module.not_mutated.items())
         )
     out.append("")
-    if outcome.survivors:
+    unchecked = [n for n in outcome.survivors if outcome.statuses[n] == "not checked"]
+    if unchecked:
+        out += [f"Not checked (the run stopped at its time limit): {len(unchecked)} mutants.", ""]
+    shown = [n for n in outcome.survivors if outcome.statuses[n] != "not checked"]
+    if shown:
         out.append("Survivors nobody has explained yet:")
         out.append("")
-        for name in outcome.survivors:
+        for name in shown:
             diff = _diff(workdir / module.name, name)
             out.append(f"- `{name}` ({outcome.statuses[name]})")
             out += [f"      {line}" for line in diff.splitlines()[:6]]
@@ -388,6 +406,7 @@ def report(
     command: str,
     seconds: float,
     hand_made: list[HandMade] | None = None,
+    pending: list[Module] | None = None,
 ) -> str:
     mutants = sum(len(o.statuses) for o in outcomes)
     cpus = os.cpu_count() or 1
@@ -409,6 +428,11 @@ def report(
         "",
         summary(outcomes),
         "",
+        *(
+            [f"Not measured in this run: {', '.join(m.name for m in pending)}.", ""]
+            if pending
+            else []
+        ),
         hand_made_section(hand_made or []),
         "## Modules",
         "",
@@ -423,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="a module name (repeatable)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--report", type=Path, help="write the report here (full runs)")
+    parser.add_argument(
+        "--module-minutes",
+        type=float,
+        help="stop a module's run after this long; its unchecked mutants count as undetected",
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help="default: ROOT/build/mutation")
     args = parser.parse_args(argv)
@@ -457,19 +486,25 @@ def main(argv: list[str] | None = None) -> int:
         run_hand_made(root, workdir, mutant, number)
         print(f"  {mutant.status}", flush=True)
     outcomes = []
-    for module in modules:
-        print(f"mutating {module.name} ...", flush=True)
-        outcome = run_module(root, workdir, module, args.jobs)
-        print(
-            f"  {len(outcome.statuses)} mutants, {outcome.score:.1%} detected, "
-            f"{len(outcome.survivors)} unexplained survivors, {outcome.seconds / 60:.1f} min",
-            flush=True,
-        )
-        outcomes.append(outcome)
-    seconds = time.monotonic() - clock
     command = "make mutation-quick" if args.quick else "make mutation"
     if args.only:
         command = "python scripts/mutation.py " + " ".join(f"--only {n}" for n in args.only)
+    limit = args.module_minutes * 60 if args.module_minutes else None
+    for number, module in enumerate(modules):
+        print(f"mutating {module.name} ...", flush=True)
+        outcome = run_module(root, workdir, module, args.jobs, limit)
+        print(
+            f"  {len(outcome.statuses)} mutants, {outcome.score:.1%} detected, "
+            f"{len(outcome.survivors)} unexplained survivors, {outcome.seconds / 60:.1f} min"
+            + ("" if outcome.finished else " (stopped at the time limit)"),
+            flush=True,
+        )
+        outcomes.append(outcome)
+        if args.report is not None and not args.quick:  # kept current as modules finish
+            seconds = time.monotonic() - clock
+            text = report(outcomes, workdir, command, seconds, hand_made, modules[number + 1 :])
+            args.report.write_text(text, encoding="utf-8")
+    seconds = time.monotonic() - clock
     text = report(outcomes, workdir, command, seconds, hand_made)
     if args.report is not None and not args.quick:
         args.report.write_text(text, encoding="utf-8")
