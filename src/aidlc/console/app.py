@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _FORM_LIMIT = 16_384
 _QUERY_VALUE_LIMIT = 500
 # `next` after sign-in: a console path and nothing else (no scheme, no host, no `//`, no `..`).
-_NEXT = re.compile(r"^/console(?:/[A-Za-z0-9._~%/-]*)?(?:\?[A-Za-z0-9._~%&=+@:-]*)?$")
+_NEXT = re.compile(r"^/console(?:/[A-Za-z0-9._~%/-]*)?(?:\?[A-Za-z0-9._~%&=+@:-]*)?\Z")
 
 
 def safe_next(value: str | None) -> str:

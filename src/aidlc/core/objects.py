@@ -28,7 +28,7 @@ from aidlc.errors import Conflict, IntegrityError, InvalidInput, NotFound
 if TYPE_CHECKING:
     from aidlc.core.workspace import Workspace
 
-_OBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/=-]{0,199}$")
+_OBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/=-]{0,199}\Z")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ RANGE_DTYPES = frozenset({"int", "float", "date", "datetime"})
 ALLOWED_DTYPES = frozenset({"string", "category", "int"})
 MASKED = frozenset({"pii", "sensitive"})
 
-_DURATION = re.compile(r"^([1-9][0-9]{0,8})([smhd])$")
+_DURATION = re.compile(r"^([1-9][0-9]{0,8})([smhd])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from aidlc.data.contract import Contract
     from aidlc.data.profile import DatasetProfile
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 
 
 def check_dataset_name(name: str) -> str:

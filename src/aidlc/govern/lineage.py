@@ -43,9 +43,9 @@ NODE_KINDS = ("raw", "dataset", "run", "model", "alias", "deployment", "report",
 EDGE_KINDS = ("ingest", "input", "output", "alias", "candidate", "production", "monitor", "served")
 REPORTS_SHOWN = 20
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_PREDICTION = re.compile(r"^[0-9a-f]{32}$")
-_RUN = re.compile(r"^[0-9a-f]{6,32}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_PREDICTION = re.compile(r"^[0-9a-f]{32}\Z")
+_RUN = re.compile(r"^[0-9a-f]{6,32}\Z")
 
 
 @dataclass(frozen=True)

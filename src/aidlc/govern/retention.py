@@ -54,7 +54,7 @@ ZONES = auth.ZONES
 # Zones whose object ids start with the dataset name (data/ingest.py: `{dataset}/{key}/...`).
 DATASET_ZONES = ("raw", "validated", "quarantine")
 MAX_DAYS = 36_500
-_PREFIX = re.compile(r"^[A-Za-z0-9._@:/=-]{0,200}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._@:/=-]{0,200}\Z")
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ _INLINE = re.compile(r"([\\`*_\[\]|~])")
 # What turns the start of a line into a heading, list, rule or setext underline.
 _BLOCK_MARK = re.compile(r"^([#+=-])")
 _ORDERED_ITEM = re.compile(r"^(\d+)([.)])")
-_PLAIN_TOKEN = re.compile(r"^[0-9A-Za-z.:@-]+$")
+_PLAIN_TOKEN = re.compile(r"^[0-9A-Za-z.:@-]+\Z")
 
 
 def escape_inline(text: str) -> str:

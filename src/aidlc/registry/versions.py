@@ -52,8 +52,8 @@ ALIASES = ("candidate", "staging", "production")
 SIGNING_KEY = "model-signing"
 ZONE = "models"
 DOCUMENTS = ("model.sig", "model-card.md", "model-card.json", "ml-bom.json", "baseline.json")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_TAG_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+_TAG_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 
 
 def check_model_name(name: str) -> str:

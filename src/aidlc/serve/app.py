@@ -48,8 +48,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_PREDICTION_ID = re.compile(r"^[0-9a-f]{32}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+_PREDICTION_ID = re.compile(r"^[0-9a-f]{32}\Z")
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_KPIS", "push_kpis"]
 
 MAX_KPIS = 1000
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}\Z")
 
 
 def _check(item: Any, i: int) -> tuple[str, float, datetime | None]:

@@ -788,7 +788,7 @@ class _DuplicateKey(yaml.YAMLError):
 # YAML 1.1 (PyYAML) reads `1e-3` as text; YAML 1.2 and JSON read it as a number, as people mean.
 _StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+\Z"),
     list("-+0123456789."),
 )
 

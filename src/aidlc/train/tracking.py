@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from aidlc.data.versions import DatasetVersion
 
 RUN_STATUSES = ("running", "interrupted", "finished", "failed")
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}\Z")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 _MAX_PARAMS = 1000
 _CHECKPOINT_ZONE = "models"
 
