@@ -41,7 +41,8 @@ RANGE_DTYPES = frozenset({"int", "float", "date", "datetime"})
 ALLOWED_DTYPES = frozenset({"string", "category", "int"})
 MASKED = frozenset({"pii", "sensitive"})
 
-_DURATION = re.compile(r"^([1-9][0-9]{0,8})([smhd])\Z")
+# "$" for the published JSON Schema (ECMA-262 has no \Z); fullmatch in Python, so no trailing "\n"
+_DURATION = re.compile(r"^([1-9][0-9]{0,8})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -51,7 +52,7 @@ def parse_duration(text: str) -> timedelta:
     >>> parse_duration("36h")
     datetime.timedelta(days=1, seconds=43200)
     """
-    found = _DURATION.match(text) if isinstance(text, str) else None
+    found = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if not found:
         raise ValueError(
             f"{str(text)[:40]!r} is not a duration: use a whole number and a unit, "
